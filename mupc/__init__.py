@@ -1,0 +1,40 @@
+"""mupc: very deep predictive coding networks with μPC (Depth-μP), in JAX."""
+
+from ._activity_init import (
+    ActivityInit as ActivityInit,
+    FeedforwardInit as FeedforwardInit,
+    NormalInit as NormalInit,
+)
+from ._checkpoint import (
+    load_checkpoint as load_checkpoint,
+    load_network as load_network,
+    read_checkpoint_config as read_checkpoint_config,
+    save_checkpoint as save_checkpoint,
+)
+from ._energy import energy as energy, layer_energies as layer_energies
+from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
+from ._inference import (
+    ContinuousInference as ContinuousInference,
+    DiscreteInference as DiscreteInference,
+    InferenceResult as InferenceResult,
+    InferenceSolver as InferenceSolver,
+    activity_lr_from_batch_mean as activity_lr_from_batch_mean,
+)
+from ._loss import CrossEntropy as CrossEntropy, Loss as Loss, MSE as MSE
+from ._network import NetworkConfig as NetworkConfig, ResNet as ResNet
+from ._parameterisation import (
+    Multipliers as Multipliers,
+    MuPC as MuPC,
+    NeuralTangent as NeuralTangent,
+    Parameterisation as Parameterisation,
+    StandardPC as StandardPC,
+)
+from ._training import (
+    BPTrainer as BPTrainer,
+    PCTrainer as PCTrainer,
+    StepMetrics as StepMetrics,
+    Trainer as Trainer,
+    TrainState as TrainState,
+)
+
+__version__ = "0.1.0"

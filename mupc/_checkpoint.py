@@ -1,0 +1,156 @@
+"""Checkpoints: a training state and its configuration in one `.npz` file.
+
+Array names (readable by any NumPy-compatible tool, `np.load(path)`):
+
+- `network/input_weights` (N, D), `network/hidden_weights` (H - 1, N, N),
+  `network/output_weights` (C, N): $W_1$, $W_2..W_H$ stacked, $W_L$ (multipliers not folded in).
+- `opt_state/<path>`: the leaves of the optimiser state, named by their pytree path.
+- `step` (int32 scalar) and `key` (the PRNG key's raw uint32 data).
+- `config`: a JSON string with `network` (the `NetworkConfig`), `format` and any `metadata`.
+
+Writes are atomic: a temporary file in the same folder, then `os.replace`.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._network import NetworkConfig, ResNet
+from ._training import TrainState
+
+FORMAT = "mupc-checkpoint-1"
+
+
+def _leaves_by_name(tree: Any, prefix: str) -> dict[str, Any]:
+    named = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if isinstance(leaf, jax.Array | np.ndarray):
+            named[prefix + jax.tree_util.keystr(path, simple=True, separator="/")] = leaf
+    return named
+
+
+def _network_arrays(network: ResNet) -> dict[str, Any]:
+    return {
+        "network/input_weights": network.input_weights,
+        "network/hidden_weights": network.hidden_weights,
+        "network/output_weights": network.output_weights,
+    }
+
+
+def _is_typed_key(key) -> bool:
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def save_checkpoint(path: str | os.PathLike, state: TrainState, metadata: dict | None = None):
+    """Save `state` (network, optimiser state, step, key) and its configuration to `path`.
+
+    `metadata` (JSON-serialisable) is stored alongside, e.g. the trainer's settings.
+    """
+    path = Path(path)
+    key = state.key
+    key_data = jax.random.key_data(key) if _is_typed_key(key) else key
+    config = {
+        "format": FORMAT,
+        "network": state.network.config.to_dict(),
+        "dtype": str(state.network.dtype),
+        "metadata": metadata or {},
+    }
+    arrays = {
+        **_network_arrays(state.network),
+        **_leaves_by_name(state.opt_state, "opt_state/"),
+        "step": state.step,
+        "key": key_data,
+    }
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    arrays["config"] = np.array(json.dumps(config))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
+    try:
+        data = np.load(path, allow_pickle=False)
+        config = json.loads(str(data["config"]))
+    except Exception as error:  # zip, JSON or key errors all mean the same to the user
+        raise ValueError(f"{str(path)!r} is not a readable mupc checkpoint: {error}") from error
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} has format {config.get('format')!r}, expected {FORMAT!r}.")
+    return data, config
+
+
+def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The stored configuration: `{"network": ..., "dtype": ..., "metadata": ...}`."""
+    return _open(Path(path))[1]
+
+
+def load_network(path: str | os.PathLike) -> ResNet:
+    """Rebuild the network stored in a checkpoint from its stored configuration alone."""
+    data, config = _open(Path(path))
+    network = ResNet(
+        NetworkConfig.from_dict(config["network"]),
+        key=jax.random.key(0),
+        dtype=config["dtype"],
+    )
+    return _fill(network, _network_arrays(network), data, path, "network")
+
+
+def _fill(tree, named: dict[str, Any], data, path, what: str):
+    leaves = []
+    for name, like in named.items():
+        if name not in data:
+            raise ValueError(f"Checkpoint {str(path)!r} has no array {name!r} for the {what}.")
+        stored = data[name]
+        if stored.shape != np.shape(like) or stored.dtype != np.asarray(like).dtype:
+            raise ValueError(
+                f"Checkpoint {str(path)!r}: array {name!r} has shape {stored.shape} and dtype "
+                f"{stored.dtype}, expected {np.shape(like)} and {np.asarray(like).dtype}."
+            )
+        leaves.append(jnp.asarray(stored))
+    ids = {id(leaf): i for i, leaf in enumerate(named.values())}
+    return jax.tree.map(lambda leaf: leaves[ids[id(leaf)]] if id(leaf) in ids else leaf, tree)
+
+
+def load_checkpoint(path: str | os.PathLike, like: TrainState) -> TrainState:
+    """Load a checkpoint into the structure of `like` (e.g. `trainer.init(network)` for a
+    network of the same configuration).
+
+    **Raises:** `ValueError` if the stored network configuration differs from `like`'s (the
+    message lists the differing fields) or an array is missing or mis-shaped;
+    `FileNotFoundError` if there is no file.
+    """
+    path = Path(path)
+    data, config = _open(path)
+    expected = like.network.config.to_dict()
+    stored = config["network"]
+    if stored != expected:
+        diffs = ", ".join(
+            f"{k}: checkpoint {stored.get(k)!r} vs requested {expected.get(k)!r}"
+            for k in sorted(set(stored) | set(expected))
+            if stored.get(k) != expected.get(k)
+        )
+        raise ValueError(f"Checkpoint {str(path)!r} holds a different network ({diffs}).")
+    network = _fill(like.network, _network_arrays(like.network), data, path, "network")
+    opt_state = _fill(
+        like.opt_state, _leaves_by_name(like.opt_state, "opt_state/"), data, path, "optimiser"
+    )
+    step = jnp.asarray(data["step"])
+    key_data = jnp.asarray(data["key"])
+    key = jax.random.wrap_key_data(key_data) if _is_typed_key(like.key) else key_data
+    return TrainState(network, opt_state, step, key)
