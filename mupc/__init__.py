@@ -20,7 +20,7 @@ from ._inference import (
     InferenceSolver as InferenceSolver,
     activity_lr_from_batch_mean as activity_lr_from_batch_mean,
 )
-from ._loss import CrossEntropy as CrossEntropy, Loss as Loss, MSE as MSE
+from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
 from ._network import NetworkConfig as NetworkConfig, ResNet as ResNet
 from ._parameterisation import (
     Multipliers as Multipliers,
