@@ -11,6 +11,15 @@ from ._checkpoint import (
     read_checkpoint_config as read_checkpoint_config,
     save_checkpoint as save_checkpoint,
 )
+from ._data import (
+    Dataset as Dataset,
+    DatasetError as DatasetError,
+    dataset_names as dataset_names,
+    iterate_batches as iterate_batches,
+    load_dataset as load_dataset,
+    num_batches as num_batches,
+    synthetic_dataset as synthetic_dataset,
+)
 from ._energy import energy as energy, layer_energies as layer_energies
 from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
 from ._inference import (
@@ -22,6 +31,7 @@ from ._inference import (
 )
 from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
 from ._network import NetworkConfig as NetworkConfig, ResNet as ResNet
+from ._optimisers import make_optimiser as make_optimiser
 from ._parameterisation import (
     Multipliers as Multipliers,
     MuPC as MuPC,

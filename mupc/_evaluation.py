@@ -24,7 +24,7 @@ class Evaluation(NamedTuple):
 def _batch_sums(network: ResNet, inputs, targets, mask, loss: Loss):
     outputs = network(inputs)
     correct = jnp.argmax(outputs, -1) == jnp.argmax(targets, -1)
-    return jnp.sum(mask * loss(outputs, targets)), jnp.sum(mask * correct)
+    return jnp.sum(mask * loss(outputs, targets)), jnp.sum(mask * correct.astype(mask.dtype))
 
 
 def evaluate(

@@ -1,0 +1,31 @@
+"""Optax optimisers by name, for the command line and configuration files."""
+
+from collections.abc import Callable
+
+import optax
+
+
+def _momentum(learning_rate: float, momentum: float = 0.9) -> optax.GradientTransformation:
+    return optax.sgd(learning_rate, momentum=momentum)
+
+
+OPTIMISERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "sgd": optax.sgd,
+    "momentum": _momentum,
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "rmsprop": optax.rmsprop,
+}
+
+
+def make_optimiser(name: str, learning_rate: float, **kwargs) -> optax.GradientTransformation:
+    """The Optax optimiser called `name` (`sgd`, `momentum`, `adam`, `adamw`, `rmsprop`) with
+    learning rate `learning_rate`; extra keyword arguments go to the Optax constructor.
+
+    **Raises:** `ValueError` for an unknown name or a learning rate that is not positive.
+    """
+    if name not in OPTIMISERS:
+        raise ValueError(f"Unknown optimiser {name!r}: expected one of {sorted(OPTIMISERS)}.")
+    if not learning_rate > 0:
+        raise ValueError(f"The learning rate must be > 0, got {learning_rate!r}.")
+    return OPTIMISERS[name](learning_rate, **kwargs)

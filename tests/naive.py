@@ -1,0 +1,128 @@
+"""A deliberately naive predictive coding network: one example at a time, plain Python loops
+over layers, a list of separate weight matrices, and the multipliers typed in from the spec's
+table. The tests use it as an independent oracle for the fast, stacked implementation."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {
+    "linear": lambda v: v,
+    "tanh": jnp.tanh,
+    "relu": lambda v: jnp.maximum(v, 0.0),
+}
+
+
+def spec_multipliers(param, input_dim, width, depth, skips):
+    """The table of spec §2, written out independently of the library."""
+    num_layers = depth + 1
+    if param == "sp":
+        return 1.0, 1.0, 1.0
+    first = 1.0 / math.sqrt(input_dim)
+    hidden = 1.0 / math.sqrt(width * num_layers) if skips else 1.0 / math.sqrt(width)
+    last = 1.0 / width if param == "mupc" else 1.0 / math.sqrt(width)
+    return first, hidden, last
+
+
+def weight_list(network):
+    """[W_1, W_2, ..., W_H, W_L] as separate matrices."""
+    hidden = [network.hidden_weights[i] for i in range(network.hidden_weights.shape[0])]
+    return [network.input_weights, *hidden, network.output_weights]
+
+
+def example_energy(weights, activities, x, y, mults, phi, skips, loss):
+    """F for ONE example; `activities` is a list [z_1, ..., z_H] of vectors."""
+    first, hidden, last = mults
+    total = 0.0
+    previous = x
+    for layer, z in enumerate(activities):
+        if layer == 0:
+            prediction = first * (weights[0] @ previous)
+        else:
+            prediction = hidden * (weights[layer] @ phi(previous))
+            if skips:
+                prediction = prediction + previous
+        error = z - prediction
+        total = total + 0.5 * jnp.sum(error * error)
+        previous = z
+    output = last * (weights[-1] @ phi(previous))
+    if loss == "mse":
+        total = total + 0.5 * jnp.sum((y - output) ** 2)
+    else:
+        log_probs = output - jax.scipy.special.logsumexp(output)
+        total = total - jnp.sum(y * log_probs)
+    return total
+
+
+def batch_energies(weights, activities, inputs, targets, mults, phi, skips, loss):
+    """Per-example energies, one Python iteration per example."""
+    return jnp.stack(
+        [
+            example_energy(
+                weights,
+                [a[i] for a in activities],
+                inputs[i],
+                targets[i],
+                mults,
+                phi,
+                skips,
+                loss,
+            )
+            for i in range(inputs.shape[0])
+        ]
+    )
+
+
+def feedforward(weights, x, mults, phi, skips):
+    """Hidden activities (list of (B, N)) and outputs of the naive forward pass."""
+    first, hidden, last = mults
+    z = first * (x @ weights[0].T)
+    activities = [z]
+    for weight in weights[1:-1]:
+        z = (z if skips else 0.0) + hidden * (phi(z) @ weight.T)
+        activities.append(z)
+    return activities, last * (phi(z) @ weights[-1].T)
+
+
+def gd_inference(weights, activities, inputs, targets, mults, phi, skips, loss, lr, steps):
+    """Plain per-example gradient descent, one step at a time."""
+
+    def total(acts):
+        return jnp.sum(batch_energies(weights, acts, inputs, targets, mults, phi, skips, loss))
+
+    grad = jax.jit(jax.grad(total))
+    for _ in range(steps):
+        grads = grad(activities)
+        activities = [a - lr * g for a, g in zip(activities, grads, strict=True)]
+    return activities
+
+
+def dense_linear_system(network, x, y):
+    """For a linear network and ONE example: the activity Hessian H_z and vector b of
+    ∇_z F = H_z z − b, assembled block by block from spec §6 with NumPy."""
+    cfg = network.config
+    a1, ah, aL = spec_multipliers(
+        cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, cfg.skips
+    )
+    n, h = cfg.width, cfg.depth
+    eye = np.eye(n)
+    jac = [None] + [
+        (eye if cfg.skips else 0.0) + ah * np.asarray(w, np.float64) for w in network.hidden_weights
+    ]
+    w_out = aL * np.asarray(network.output_weights, np.float64)
+    hess = np.zeros((h * n, h * n))
+    for layer in range(h):
+        block = slice(layer * n, (layer + 1) * n)
+        if layer < h - 1:
+            nxt = slice((layer + 1) * n, (layer + 2) * n)
+            hess[block, block] = eye + jac[layer + 1].T @ jac[layer + 1]
+            hess[nxt, block] = -jac[layer + 1]
+            hess[block, nxt] = -jac[layer + 1].T
+        else:
+            hess[block, block] = eye + w_out.T @ w_out
+    b = np.zeros(h * n)
+    b[:n] = a1 * np.asarray(network.input_weights, np.float64) @ np.asarray(x, np.float64)
+    b[-n:] += w_out.T @ np.asarray(y, np.float64)
+    return hess, b

@@ -1,0 +1,132 @@
+"""The energy of spec §3 and its gradients, against the naive per-layer oracle and finite
+differences."""
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from naive import ACTIVATIONS, batch_energies, spec_multipliers, weight_list
+
+import mupc
+from mupc._energy import energy_from
+
+D, N, H, C, B = 6, 8, 4, 3, 5
+COMBOS = list(itertools.product(["sp", "mupc", "ntp"], [True, False], ["linear", "tanh", "relu"]))
+
+
+def _problem(param, skips, activation, key, dtype=jnp.float32):
+    config = mupc.NetworkConfig(D, N, H, C, activation, param, skips)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    network = mupc.ResNet(config, key=k1, dtype=dtype)
+    x = jax.random.normal(k2, (B, D), dtype)
+    y = jax.nn.one_hot(jax.random.randint(k3, (B,), 0, C), C, dtype=dtype)
+    # Activities away from the feedforward point so every error term is exercised.
+    acts = jax.random.normal(k4, (H, B, N), dtype)
+    return network, x, y, acts
+
+
+def _naive(network, acts, x, y, loss):
+    cfg = network.config
+    mults = spec_multipliers(cfg.parameterisation, D, N, H, cfg.skips)
+    phi = ACTIVATIONS[cfg.activation]
+    return lambda w, a: batch_energies(w, a, x, y, mults, phi, cfg.skips, loss)
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "cross-entropy"])
+@pytest.mark.parametrize("param, skips, activation", COMBOS)
+def test_energy_and_gradients_equal_naive(param, skips, activation, loss_name, getkey):
+    network, x, y, acts = _problem(param, skips, activation, getkey())
+    loss = mupc._loss.resolve_loss(loss_name)
+    naive = _naive(network, acts, x, y, loss_name)
+    weights, act_list = weight_list(network), [acts[i] for i in range(H)]
+
+    np.testing.assert_allclose(
+        mupc.energy(network, acts, x, y, loss), naive(weights, act_list), rtol=2e-5, atol=1e-5
+    )
+    # Activity gradient of the summed energy = each example's own gradient.
+    fast_grad = jax.grad(lambda a: jnp.sum(mupc.energy(network, a, x, y, loss)))(acts)
+    naive_grad = jax.grad(lambda a: jnp.sum(naive(weights, a)))(act_list)
+    np.testing.assert_allclose(fast_grad, jnp.stack(naive_grad), rtol=2e-4, atol=2e-5)
+    # Weight gradient of the batch-mean energy.
+    fast_w = jax.grad(lambda net: jnp.mean(mupc.energy(net, acts, x, y, loss)), allow_int=True)(
+        network
+    )
+    naive_w = jax.grad(lambda w: jnp.mean(naive(w, act_list)))(weights)
+    np.testing.assert_allclose(fast_w.input_weights, naive_w[0], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(
+        fast_w.hidden_weights, jnp.stack(naive_w[1:-1]), rtol=2e-4, atol=2e-5
+    )
+    np.testing.assert_allclose(fast_w.output_weights, naive_w[-1], rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "param, skips, activation", [("mupc", True, "tanh"), ("sp", False, "relu")]
+)
+def test_layer_energies_sum_to_energy(param, skips, activation, getkey):
+    network, x, y, acts = _problem(param, skips, activation, getkey())
+    per_layer = mupc.layer_energies(network, acts, x, y, mupc.MSE())
+    assert per_layer.shape == (H + 1, B)
+    np.testing.assert_allclose(
+        per_layer.sum(0), mupc.energy(network, acts, x, y, mupc.MSE()), rtol=1e-5
+    )
+    # The first term is ½‖z_1 − a_1 W_1 x‖², written out here.
+    a1 = spec_multipliers(param, D, N, H, skips)[0]
+    first = 0.5 * jnp.sum((acts[0] - a1 * x @ network.input_weights.T) ** 2, axis=1)
+    np.testing.assert_allclose(per_layer[0], first, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", [mupc.MSE(), mupc.CrossEntropy()])
+def test_finite_differences_float64(loss, getkey):
+    network, x, y, acts = _problem("mupc", True, "tanh", getkey(), jnp.float64)
+
+    def total(a):
+        return float(jnp.sum(mupc.energy(network, a, x, y, loss)))
+
+    grad = jax.grad(lambda a: jnp.sum(mupc.energy(network, a, x, y, loss)))(acts)
+    eps = 1e-6
+    for index in [(0, 0, 0), (1, 2, 3), (H - 1, B - 1, N - 1), (H - 1, 0, 5)]:
+        bumped = acts.at[index].add(eps)
+        lowered = acts.at[index].add(-eps)
+        fd = (total(bumped) - total(lowered)) / (2 * eps)
+        assert fd == pytest.approx(float(grad[index]), rel=1e-6, abs=1e-8)
+
+    def mean_energy(hidden):
+        net = eqx.tree_at(lambda n: n.hidden_weights, network, hidden)
+        return jnp.mean(mupc.energy(net, acts, x, y, loss))
+
+    wgrad = jax.grad(mean_energy)(network.hidden_weights)
+    for index in [(0, 0, 0), (H - 2, 3, 7)]:
+        w = network.hidden_weights
+        fd = (
+            float(mean_energy(w.at[index].add(eps))) - float(mean_energy(w.at[index].add(-eps)))
+        ) / (2 * eps)
+        assert fd == pytest.approx(float(wgrad[index]), rel=1e-6, abs=1e-8)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    logits = jnp.array([[1e4, 0.0, -1e4]], jnp.float32)
+    targets = jnp.array([[0.0, 1.0, 0.0]], jnp.float32)
+    value = mupc.CrossEntropy()(logits, targets)
+    assert float(value[0]) == pytest.approx(1e4, rel=1e-6)
+
+
+@pytest.mark.parametrize("param, skips, activation", COMBOS)
+def test_feedforward_initialisation_zeroes_hidden_errors(param, skips, activation, getkey):
+    network, x, y, _ = _problem(param, skips, activation, getkey())
+    acts = mupc.FeedforwardInit()(network, x, getkey())
+    per_layer = mupc.layer_energies(network, acts, x, y, mupc.MSE())
+    scale = float(jnp.mean(acts**2))
+    assert float(jnp.max(per_layer[:-1])) <= 1e-10 * max(scale, 1.0)
+    assert float(jnp.min(per_layer[-1])) > 0.0
+
+
+def test_suffix_energy_equals_total_at_feedforward_point(getkey):
+    network, x, y, _ = _problem("mupc", True, "relu", getkey(), jnp.float64)
+    acts = network.feedforward(x)[0]
+    total = mupc.energy(network, acts, x, y, mupc.MSE())
+    for start in range(1, H):
+        suffix = energy_from(network, acts[start:], acts[start - 1], y, mupc.MSE(), start)
+        np.testing.assert_allclose(suffix, total, rtol=1e-12)
