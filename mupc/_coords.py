@@ -26,6 +26,7 @@ from ._activity_init import FeedforwardInit
 from ._custom_types import Inputs, Targets
 from ._energy import hidden_errors
 from ._network import ResNet
+from ._validation import check_batch
 
 
 class Coordinates(NamedTuple):
@@ -63,7 +64,6 @@ def _rms(x, axes):
     return jnp.sqrt(jnp.mean(x**2, axis=axes))
 
 
-@eqx.filter_jit
 def _inference_coordinates(trainer, network: ResNet, inputs, targets, key):
     activities, outputs = network.feedforward(inputs)
     feedforward_start = isinstance(trainer.activity_init, FeedforwardInit)
@@ -79,7 +79,6 @@ def _inference_coordinates(trainer, network: ResNet, inputs, targets, key):
     return activity, error, _rms(final - initial, (1, 2))
 
 
-@eqx.filter_jit
 def _learning_coordinates(before: ResNet, after: ResNet, inputs):
     weight = jnp.concatenate(
         [
@@ -94,6 +93,18 @@ def _learning_coordinates(before: ResNet, after: ResNet, inputs):
         [_rms(acts_after - acts_before, (1, 2)), _rms(out_after - out_before, None)[None]]
     )
     return weight, change
+
+
+@eqx.filter_jit
+def _coordinate_step(trainer, state, inputs, targets):
+    """One recorded training step, compiled as one program."""
+    key = jax.random.split(state.key)[1]  # the key PCTrainer gives its activity initialiser
+    activity, error, activity_update = _inference_coordinates(
+        trainer, state.network, inputs, targets, key
+    )
+    new_state, _ = trainer._step(state, inputs, targets)
+    weight, change = _learning_coordinates(state.network, new_state.network, inputs)
+    return new_state, (activity, error, activity_update, weight, change)
 
 
 def coordinate_check(trainer, state, inputs: Inputs, targets: Targets, steps: int):
@@ -119,19 +130,14 @@ def coordinate_check(trainer, state, inputs: Inputs, targets: Targets, steps: in
             f"`trainer` must be a predictive coding trainer (mupc.PCTrainer), got "
             f"{type(trainer).__name__}."
         )
+    check_batch(state.network.config, inputs, targets)
     dtype = state.network.dtype
     inputs, targets = jnp.asarray(inputs, dtype), jnp.asarray(targets, dtype)
     rows = []
     for _ in range(steps):
-        key = jax.random.split(state.key)[1]  # the key PCTrainer gives its activity init
         step = int(state.step)
-        activity, error, activity_update = _inference_coordinates(
-            trainer, state.network, inputs, targets, key
-        )
-        new_state, _ = trainer.step(state, inputs, targets)
-        weight, change = _learning_coordinates(state.network, new_state.network, inputs)
-        rows.append((step, activity, error, activity_update, weight, change))
-        state = new_state
+        state, values = _coordinate_step(trainer, state, inputs, targets)
+        rows.append((step, *values))
     columns = list(zip(*rows, strict=True))
     record = Coordinates(jnp.asarray(columns[0]), *(jnp.stack(column) for column in columns[1:]))
     return state, record

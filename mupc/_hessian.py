@@ -84,6 +84,7 @@ def _dense_matrix(matvec: MatVec, dim: int, dtype, chunk: int) -> Float[Array, "
     return 0.5 * (columns + columns.T)
 
 
+@eqx.filter_jit
 def activity_hessian(
     network: ResNet,
     inputs: Inputs,

@@ -19,6 +19,7 @@ backprop's; at μPC initialisation $S \\to I$ as $H / N \\to 0$.
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -43,6 +44,7 @@ def _layer_maps(network: ResNet) -> Float[Array, "hidden width width"]:
     return network.skip * identity[None] + network.multipliers.hidden * network.hidden_weights
 
 
+@eqx.filter_jit
 def linear_activity_hessian(network: ResNet) -> Float[Array, "dim dim"]:
     """The activity Hessian $H_z$ of a linear network (the same for every example), built
     block by block from the closed form above; layers ordered as in `activity_hessian`.
@@ -70,6 +72,7 @@ def linear_activity_hessian(network: ResNet) -> Float[Array, "dim dim"]:
     return blocks.transpose(0, 2, 1, 3).reshape(depth * width, depth * width)
 
 
+@eqx.filter_jit
 def equilibrium_activities(network: ResNet, inputs: Inputs, targets: Targets) -> Activities:
     """$z^* = H_z^{-1} b$: where inference on a linear network with MSE output converges.
 
@@ -94,6 +97,7 @@ def equilibrium_activities(network: ResNet, inputs: Inputs, targets: Targets) ->
     return solution.reshape(depth, width, batch).transpose(0, 2, 1)
 
 
+@eqx.filter_jit
 def output_jacobians(network: ResNet, inputs: Inputs) -> Float[Array, "depth batch output width"]:
     """$J_l = \\partial \\hat y / \\partial z_l$ at the feedforward pass, l = 1..H.
 
@@ -118,6 +122,7 @@ def output_jacobians(network: ResNet, inputs: Inputs) -> Float[Array, "depth bat
     return jnp.concatenate([rest, top[None]], axis=0)
 
 
+@eqx.filter_jit
 def output_covariance(network: ResNet, inputs: Inputs) -> Float[Array, "batch output output"]:
     """$S = I + \\sum_{l=1}^{H} J_l J_l^\\top$ for each example, shape (B, C, C)."""
     jacobians = output_jacobians(network, inputs)
@@ -138,6 +143,7 @@ class Equilibrium(NamedTuple):
     covariance_eigenvalues: Float[Array, "batch output"]
 
 
+@eqx.filter_jit
 def equilibrium_energy(network: ResNet, inputs: Inputs, targets: Targets) -> Equilibrium:
     """The energy at the end of inference, $F^* = \\tfrac12 r^\\top S^{-1} r$, next to the
     feedforward MSE loss $\\tfrac12 \\lVert r \\rVert^2$, $r = y - \\hat y$.
