@@ -219,3 +219,21 @@ def test_cli_hessian_smoke(tmp_path):
         assert float(row["condition_number"]) == pytest.approx(kappa, rel=1e-5)
         assert float(row["condition_number"]) > 1
     assert (tmp_path / "hessian.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "activation, low, high", [("linear", 5.0e2, 6.0e2), ("relu", 3.0e2, 4.5e2)]
+)
+def test_mupc_condition_number_at_published_size(activation, low, high):
+    """Spec §6: μPC at init, N = 128, H = 8, D = 784, C = 10, one example, feedforward point:
+    κ ≈ 5.2e2–5.9e2 (linear), about 0.7 of that for ReLU; λ_max ≈ 4.5–5."""
+    config = NetworkConfig(784, 128, 8, 10, activation)
+    x = jax.random.normal(jax.random.key(1), (2, 784))
+    y = jax.nn.one_hot(jnp.array([3, 7]), 10)
+    kappas = []
+    for seed in range(2):
+        spectrum = hessian_spectrum(ResNet(config, key=jax.random.key(seed)), x, y)
+        assert np.all((spectrum.lambda_max > 4.0) & (spectrum.lambda_max < 5.5))
+        kappas.append(np.asarray(spectrum.condition_number))
+    assert low < np.mean(kappas) < high
