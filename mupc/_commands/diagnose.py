@@ -528,7 +528,9 @@ def _plot_theory(args, rows, path):
     plt = _pyplot()
     steps = sorted({0, args.train_steps})
     logs = [np.log10(r["ratio"]) for r in rows if r["step"] in steps and r["ratio"] > 0]
-    low, high = (min(logs), max(logs)) if logs else (0.0, 1.0)
+    finite = [v for v in logs if math.isfinite(v)]
+    # Saturate the colours at a ratio of 1e4 so that diverged runs do not hide the rest.
+    low, high = (min(finite), min(max(finite), 4.0)) if finite else (0.0, 1.0)
     figure, axes = plt.subplots(
         len(args.params),
         len(steps),
@@ -628,13 +630,13 @@ def register(subparsers) -> None:
     hessian.set_defaults(run=_run_hessian)
 
     coords = sub.add_parser("coords", help="per-layer RMS coordinate check")
-    _common(coords, [32, 64, 128, 256], [4, 16, 64], ["sp", "mupc", "ntp"], "relu")
+    _common(coords, [32, 64, 128, 256], [4, 32], ["sp", "mupc", "ntp"], "relu")
     coords.add_argument("--steps", type=_positive, default=3, help="training steps recorded")
     coords.add_argument("--no-skips", dest="skips", action="store_false")
     coords.set_defaults(run=_run_coords)
 
     theory = sub.add_parser("theory", help="loss / equilibrium energy of linear networks")
-    _common(theory, [16, 32, 64, 128], [2, 4, 8, 16, 32], ["mupc", "sp"], "linear")
+    _common(theory, [16, 32, 64, 128], [2, 8, 32], ["mupc", "sp"], "linear")
     theory.add_argument("--train-steps", type=int, default=20)
     theory.add_argument("--record-every", type=_positive, default=10)
     theory.set_defaults(run=_run_theory)
