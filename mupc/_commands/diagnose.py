@@ -1,0 +1,642 @@
+"""`mupc diagnose hessian | coords | theory`: look inside inference.
+
+- `hessian`: condition number of the activity Hessian across depth and width for `sp` and
+  `mupc`, with and without skips, and over a short training run (`hessian.csv`, `hessian.png`).
+- `coords`: per-layer RMS of activities, errors, activity and weight updates across width
+  and depth, for each parameterisation (`coords.csv`, `coords.png`).
+- `theory`: ratio of the MSE loss to the equilibrium energy of linear networks over (N, H),
+  at initialisation and after training (`theory.csv`, `theory.png`).
+
+Data are synthetic (no download): inputs $x \\sim \\mathcal{N}(0, I_D)$ and one-hot labels of
+a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$.
+"""
+
+import argparse
+import csv
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+_PARAMS = ("sp", "mupc", "ntp")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write via a temporary file in the same folder, then `os.replace` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Write `rows` (dicts) with a header of `columns`, atomically."""
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    _write_atomic(path, write)
+
+
+def _save_figure(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    _write_atomic(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
+    plt.close(figure)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def synthetic_task(key, input_dim: int, output_dim: int, batch_size: int, dtype=None):
+    """A batch `(inputs, targets)`: Gaussian inputs, one-hot labels of a fixed random linear
+    teacher (the teacher depends only on the dimensions, the batch on `key`)."""
+    import jax
+    import jax.numpy as jnp
+
+    teacher = jax.random.normal(jax.random.key(12345), (output_dim, input_dim))
+    inputs = jax.random.normal(key, (batch_size, input_dim))
+    labels = jnp.argmax(inputs @ teacher.T, axis=-1)
+    targets = jax.nn.one_hot(labels, output_dim)
+    if dtype is not None:
+        inputs, targets = inputs.astype(dtype), targets.astype(dtype)
+    return inputs, targets
+
+
+def _trainer(args):
+    import optax
+
+    from .._inference import DiscreteInference
+    from .._training import PCTrainer
+
+    return PCTrainer(
+        optimiser=optax.adam(args.weight_lr),
+        inference=DiscreteInference.gradient_descent(args.activity_lr),
+    )
+
+
+def _network(args, param, width, depth, skips, key):
+    from .._network import NetworkConfig, ResNet
+
+    config = NetworkConfig(
+        args.input_dim, width, depth, args.output_dim, args.activation, param, skips
+    )
+    return ResNet(config, key=key)
+
+
+def _progress(iterable, args, desc):
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, disable=args.quiet, leave=False)
+
+
+def _log_ticks(axis, values) -> None:
+    """Label a log axis with the measured values themselves."""
+    from matplotlib.ticker import NullFormatter
+
+    axis.set_ticks(sorted(set(values)), [str(v) for v in sorted(set(values))])
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else float("nan")
+
+
+# ----------------------------------------------------------------------------- hessian
+
+HESSIAN_COLUMNS = [
+    "param",
+    "skips",
+    "activation",
+    "width",
+    "depth",
+    "step",
+    "example",
+    "method",
+    "lambda_min",
+    "lambda_max",
+    "condition_number",
+    "seconds",
+]
+
+
+def _method(args, dim: int):
+    from .._hessian import DenseSpectrum, LanczosSpectrum
+
+    if args.method == "dense" or (args.method == "auto" and dim <= args.dense_max):
+        return "dense", DenseSpectrum()
+    return "lanczos", LanczosSpectrum(args.iterations)
+
+
+def _spectrum_rows(args, network, probe, step, base):
+    import jax
+
+    from .._hessian import hessian_spectrum
+
+    name, method = _method(args, network.config.depth * network.config.width)
+    start = time.perf_counter()
+    spectrum = hessian_spectrum(network, *probe, method=method, key=jax.random.key(args.seed))
+    spectrum.condition_number.block_until_ready()
+    seconds = time.perf_counter() - start
+    rows = []
+    for i in range(probe[0].shape[0]):
+        rows.append(
+            {
+                **base,
+                "step": step,
+                "example": i,
+                "method": name,
+                "lambda_min": float(spectrum.lambda_min[i]),
+                "lambda_max": float(spectrum.lambda_max[i]),
+                "condition_number": float(spectrum.condition_number[i]),
+                "seconds": round(seconds, 3),
+            }
+        )
+    return rows
+
+
+def _run_hessian(args) -> int:
+    import jax
+
+    from .._hessian import track_hessian
+
+    out = Path(args.out)
+    key = jax.random.key(args.seed)
+    probe = synthetic_task(
+        jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.examples
+    )
+    variants = [(p, s) for p in args.params for s in (True, False)]
+    rows = []
+    sweep = [(p, s, n, h) for p, s in variants for n in args.widths for h in args.depths]
+    for param, skips, width, depth in _progress(sweep, args, "hessian sweep"):
+        network = _network(args, param, width, depth, skips, jax.random.fold_in(key, 2))
+        base = dict(param=param, skips=skips, activation=args.activation, width=width, depth=depth)
+        rows += _spectrum_rows(args, network, probe, 0, base)
+        write_csv(out / "hessian.csv", rows, HESSIAN_COLUMNS)
+    tracked = []
+    if args.train_steps > 0 and args.track_every > 0:
+        width, depth = args.track_width, args.track_depth
+        for param, skips in _progress(variants, args, "hessian tracking"):
+            network = _network(args, param, width, depth, skips, jax.random.fold_in(key, 2))
+            trainer = _trainer(args)
+            state = trainer.init(network, jax.random.fold_in(key, 3))
+            batches = (
+                synthetic_task(
+                    jax.random.fold_in(key, 100 + t),
+                    args.input_dim,
+                    args.output_dim,
+                    args.batch_size,
+                )
+                for t in range(args.train_steps)
+            )
+            base = dict(
+                param=param, skips=skips, activation=args.activation, width=width, depth=depth
+            )
+            run_rows = []
+
+            def record(step, spectrum, base=base, run_rows=run_rows, width=width, depth=depth):
+                name, _ = _method(args, width * depth)
+                for i in range(spectrum.condition_number.shape[0]):
+                    run_rows.append(
+                        {
+                            **base,
+                            "step": step,
+                            "example": i,
+                            "method": name,
+                            "lambda_min": float(spectrum.lambda_min[i]),
+                            "lambda_max": float(spectrum.lambda_max[i]),
+                            "condition_number": _finite(float(spectrum.condition_number[i])),
+                            "seconds": "",
+                        }
+                    )
+
+            _, method = _method(args, width * depth)
+            track_hessian(
+                trainer,
+                state,
+                batches,
+                *probe,
+                every=args.track_every,
+                method=method,
+                callback=record,
+            )
+            tracked += run_rows
+        rows += tracked
+        write_csv(out / "hessian.csv", rows, HESSIAN_COLUMNS)
+    _plot_hessian(args, rows, out / "hessian.png")
+    _summarise(rows, ["param", "skips", "width", "depth", "step"], "condition_number")
+    print(f"wrote {out / 'hessian.csv'} and {out / 'hessian.png'}")
+    return 0
+
+
+def _mean_by(rows, keys, value, where=None):
+    groups: dict[tuple, list[float]] = {}
+    for row in rows:
+        if where is not None and not where(row):
+            continue
+        groups.setdefault(tuple(row[k] for k in keys), []).append(float(row[value]))
+    return {k: sum(v) / len(v) for k, v in groups.items()}
+
+
+def _summarise(rows, keys, value):
+    for k, v in sorted(_mean_by(rows, keys, value).items(), key=str):
+        print(" ".join(f"{name}={x}" for name, x in zip(keys, k, strict=True)), f"{value}={v:.4g}")
+
+
+def _plot_hessian(args, rows, path):
+    plt = _pyplot()
+    init = [r for r in rows if r["step"] == 0 and r["seconds"] != ""]
+    trained = [r for r in rows if r["seconds"] == ""]
+    panels = 3 if trained else 2
+    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), constrained_layout=True)
+    width, depth = max(args.widths), max(args.depths)
+    variants = [(p, s) for p in args.params for s in (True, False)]
+    colours = {p: f"C{i}" for i, p in enumerate(args.params)}
+    for param, skips in variants:
+        label = f"{param}, {'skips' if skips else 'no skips'}"
+        style = dict(color=colours[param], linestyle="-" if skips else "--")
+        by_depth = _mean_by(
+            init,
+            ["depth"],
+            "condition_number",
+            lambda r, p=param, s=skips: (r["param"], r["skips"], r["width"]) == (p, s, width),
+        )
+        by_width = _mean_by(
+            init,
+            ["width"],
+            "condition_number",
+            lambda r, p=param, s=skips: (r["param"], r["skips"], r["depth"]) == (p, s, depth),
+        )
+        axes[0].plot(
+            *zip(*sorted((k[0], v) for k, v in by_depth.items()), strict=True),
+            **style,
+            marker="o",
+            label=label,
+        )
+        axes[1].plot(
+            *zip(*sorted((k[0], v) for k, v in by_width.items()), strict=True),
+            **style,
+            marker="o",
+            label=label,
+        )
+        if trained:
+            by_step = _mean_by(
+                trained,
+                ["step"],
+                "condition_number",
+                lambda r, p=param, s=skips: (r["param"], r["skips"]) == (p, s),
+            )
+            if by_step:
+                axes[2].plot(
+                    *zip(*sorted((k[0], v) for k, v in by_step.items()), strict=True),
+                    **style,
+                    marker=".",
+                    label=label,
+                )
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="depth H",
+        ylabel="condition number κ",
+        title=f"at init, N = {width}",
+    )
+    axes[1].set(
+        xscale="log",
+        yscale="log",
+        xlabel="width N",
+        ylabel="condition number κ",
+        title=f"at init, H = {depth}",
+    )
+    if trained:
+        axes[2].set(
+            yscale="log",
+            xlabel="training step",
+            ylabel="condition number κ",
+            title=f"training, N = {args.track_width}, H = {args.track_depth}",
+        )
+    _log_ticks(axes[0].xaxis, args.depths)
+    _log_ticks(axes[1].xaxis, args.widths)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(f"activity Hessian at the feedforward pass ({args.activation})", fontsize=9)
+    _save_figure(figure, path)
+
+
+# ----------------------------------------------------------------------------- coords
+
+COORD_COLUMNS = [
+    "param",
+    "skips",
+    "activation",
+    "width",
+    "depth",
+    "step",
+    "quantity",
+    "layer",
+    "rms",
+]
+
+
+def _run_coords(args) -> int:
+    import jax
+    import numpy as np
+
+    from .._coords import QUANTITIES, coordinate_check
+
+    out = Path(args.out)
+    key = jax.random.key(args.seed)
+    rows = []
+    sweep = [(p, n, h) for p in args.params for n in args.widths for h in args.depths]
+    for param, width, depth in _progress(sweep, args, "coord check"):
+        network = _network(args, param, width, depth, args.skips, jax.random.fold_in(key, 2))
+        inputs, targets = synthetic_task(
+            jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.batch_size
+        )
+        trainer = _trainer(args)
+        state = trainer.init(network, jax.random.fold_in(key, 3))
+        _, record = coordinate_check(trainer, state, inputs, targets, args.steps)
+        for name in QUANTITIES:
+            values = np.asarray(getattr(record, name))
+            for s, step in enumerate(np.asarray(record.step)):
+                for layer, value in enumerate(values[s], start=1):
+                    rows.append(
+                        dict(
+                            param=param,
+                            skips=args.skips,
+                            activation=args.activation,
+                            width=width,
+                            depth=depth,
+                            step=int(step),
+                            quantity=name,
+                            layer=layer,
+                            rms=_finite(float(value)),
+                        )
+                    )
+        write_csv(out / "coords.csv", rows, COORD_COLUMNS)
+    _plot_coords(args, rows, out / "coords.png")
+    last = args.steps - 1
+    _summarise(
+        [r for r in rows if r["step"] in (0, last)],
+        ["param", "quantity", "step", "width", "depth"],
+        "rms",
+    )
+    print(f"wrote {out / 'coords.csv'} and {out / 'coords.png'}")
+    return 0
+
+
+def _plot_coords(args, rows, path):
+    from .._coords import QUANTITIES
+
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        len(QUANTITIES),
+        len(args.params),
+        figsize=(3.2 * len(args.params), 2.2 * len(QUANTITIES)),
+        squeeze=False,
+        sharex=True,
+        constrained_layout=True,
+    )
+    colours = plt.cm.viridis([i / max(1, len(args.depths) - 1) for i in range(len(args.depths))])
+    last = args.steps - 1
+    for col, param in enumerate(args.params):
+        for row, name in enumerate(QUANTITIES):
+            ax = axes[row, col]
+            for colour, depth in zip(colours, args.depths, strict=True):
+                for step, style in ((0, "--"), (last, "-")):
+                    means = _mean_by(
+                        rows,
+                        ["width"],
+                        "rms",
+                        lambda r, p=param, q=name, h=depth, s=step: (
+                            (r["param"], r["quantity"], r["depth"], r["step"]) == (p, q, h, s)
+                        ),
+                    )
+                    if not means:
+                        continue
+                    xs, ys = zip(*sorted((k[0], v) for k, v in means.items()), strict=True)
+                    label = f"H={depth}" if step == last else None
+                    ax.plot(xs, ys, style, color=colour, marker=".", label=label)
+            ax.set(xscale="log", yscale="log")
+            _log_ticks(ax.xaxis, args.widths)
+            if row == 0:
+                ax.set_title(param, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"rms {name}".replace("_", " "), fontsize=8)
+            if row == len(QUANTITIES) - 1:
+                ax.set_xlabel("width N")
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(
+        f"PC coord check ({args.activation}, skips={args.skips}): mean over layers; "
+        f"dashed step 0, solid step {last}",
+        fontsize=9,
+    )
+    _save_figure(figure, path)
+
+
+# ----------------------------------------------------------------------------- theory
+
+THEORY_COLUMNS = [
+    "param",
+    "width",
+    "depth",
+    "h_over_n",
+    "step",
+    "loss",
+    "equilibrium_energy",
+    "ratio",
+    "s_mean_eigenvalue",
+]
+
+
+def _run_theory(args) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    from .._theory import equilibrium_energy
+
+    out = Path(args.out)
+    key = jax.random.key(args.seed)
+    rows = []
+    measure_jit = jax.jit(equilibrium_energy)
+    sweep = [(p, n, h) for p in args.params for n in args.widths for h in args.depths]
+    for param, width, depth in _progress(sweep, args, "theory"):
+        network = _network(args, param, width, depth, True, jax.random.fold_in(key, 2))
+        probe = synthetic_task(
+            jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.batch_size
+        )
+        trainer = _trainer(args)
+        state = trainer.init(network, jax.random.fold_in(key, 3))
+
+        def measure(state, param=param, width=width, depth=depth, probe=probe):
+            eq = measure_jit(state.network, *probe)
+            loss, energy = float(jnp.mean(eq.loss)), float(jnp.mean(eq.energy))
+            rows.append(
+                dict(
+                    param=param,
+                    width=width,
+                    depth=depth,
+                    h_over_n=round(depth / width, 6),
+                    step=int(state.step),
+                    loss=_finite(loss),
+                    equilibrium_energy=_finite(energy),
+                    ratio=_finite(loss / energy) if energy > 0 else float("nan"),
+                    s_mean_eigenvalue=_finite(float(jnp.mean(eq.covariance_eigenvalues))),
+                )
+            )
+
+        measure(state)
+        for t in range(args.train_steps):
+            batch = synthetic_task(
+                jax.random.fold_in(key, 100 + t), args.input_dim, args.output_dim, args.batch_size
+            )
+            state, _ = trainer.step(state, *batch)
+            if (t + 1) % args.record_every == 0 or t + 1 == args.train_steps:
+                measure(state)
+        write_csv(out / "theory.csv", rows, THEORY_COLUMNS)
+    _plot_theory(args, rows, out / "theory.png")
+    for row in rows:
+        if row["step"] in (0, args.train_steps):
+            print(
+                f"{row['param']} N={row['width']} H={row['depth']} step={row['step']} "
+                f"loss/energy={row['ratio']:.4g} mean eig S={row['s_mean_eigenvalue']:.4g}"
+            )
+    print(f"wrote {out / 'theory.csv'} and {out / 'theory.png'}")
+    return 0
+
+
+def _plot_theory(args, rows, path):
+    import numpy as np
+
+    plt = _pyplot()
+    steps = sorted({0, args.train_steps})
+    logs = [np.log10(r["ratio"]) for r in rows if r["step"] in steps and r["ratio"] > 0]
+    finite = [v for v in logs if math.isfinite(v)]
+    # Saturate the colours at a ratio of 1e4 so that diverged runs do not hide the rest.
+    low, high = (min(finite), min(max(finite), 4.0)) if finite else (0.0, 1.0)
+    figure, axes = plt.subplots(
+        len(args.params),
+        len(steps),
+        figsize=(3.6 * len(steps), 3.0 * len(args.params)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for i, param in enumerate(args.params):
+        for j, step in enumerate(steps):
+            grid = np.full((len(args.depths), len(args.widths)), np.nan)
+            for row in rows:
+                if row["param"] == param and row["step"] == step:
+                    grid[args.depths.index(row["depth"]), args.widths.index(row["width"])] = (
+                        np.log10(row["ratio"])
+                    )
+            ax = axes[i, j]
+            image = ax.imshow(
+                grid, origin="lower", cmap="magma", aspect="auto", vmin=low, vmax=high
+            )
+            for (a, b), value in np.ndenumerate(grid):
+                ax.text(
+                    b,
+                    a,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if not value > (low + high) / 2 else "black",
+                )
+            ax.set_xticks(range(len(args.widths)), args.widths, fontsize=7)
+            ax.set_yticks(range(len(args.depths)), args.depths, fontsize=7)
+            ax.set(xlabel="width N", ylabel="depth H", title=f"{param}, step {step}")
+            figure.colorbar(image, ax=ax, label="log10(loss / F*)")
+    figure.suptitle("linear network: MSE loss over equilibrium energy", fontsize=9)
+    _save_figure(figure, path)
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _common(parser, widths, depths, params, activation):
+    parser.add_argument("--out", required=True, help="output folder for the CSV and PNG")
+    parser.add_argument("--widths", type=int, nargs="+", default=widths, help="widths N")
+    parser.add_argument("--depths", type=int, nargs="+", default=depths, help="depths H")
+    parser.add_argument(
+        "--params", nargs="+", choices=_PARAMS, default=params, help="parameterisations"
+    )
+    parser.add_argument(
+        "--activation", default=activation, choices=["linear", "tanh", "relu", "gelu", "silu"]
+    )
+    parser.add_argument("--input-dim", type=int, default=784, help="D")
+    parser.add_argument("--output-dim", type=int, default=10, help="C")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weight-lr", type=float, default=0.1, help="Adam learning rate")
+    parser.add_argument(
+        "--activity-lr",
+        type=float,
+        default=0.5 / 64,
+        help="per-example activity step (published 0.5 at batch 64 = 0.0078125)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {number}")
+    return number
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "diagnose", help="activity-Hessian conditioning, coordinate checks, linear theory"
+    )
+    sub = parser.add_subparsers(dest="diagnostic", required=True, metavar="DIAGNOSTIC")
+
+    hessian = sub.add_parser("hessian", help="condition number of the activity Hessian")
+    _common(hessian, [16, 32, 64], [4, 8, 16], ["sp", "mupc"], "linear")
+    hessian.add_argument(
+        "--method",
+        choices=["auto", "dense", "lanczos"],
+        default="auto",
+        help="auto: dense when H·N ≤ --dense-max, else Lanczos",
+    )
+    hessian.add_argument("--dense-max", type=int, default=2048)
+    hessian.add_argument("--iterations", type=_positive, default=256, help="Lanczos steps")
+    hessian.add_argument(
+        "--examples", type=_positive, default=1, help="probe examples, each measured separately"
+    )
+    hessian.add_argument(
+        "--train-steps", type=int, default=60, help="training steps for tracking (0: no tracking)"
+    )
+    hessian.add_argument("--track-every", type=int, default=10, help="measure every k steps")
+    hessian.add_argument("--track-width", type=_positive, default=32)
+    hessian.add_argument("--track-depth", type=_positive, default=8)
+    hessian.set_defaults(run=_run_hessian)
+
+    coords = sub.add_parser("coords", help="per-layer RMS coordinate check")
+    _common(coords, [32, 64, 128, 256], [4, 32], ["sp", "mupc", "ntp"], "relu")
+    coords.add_argument("--steps", type=_positive, default=3, help="training steps recorded")
+    coords.add_argument("--no-skips", dest="skips", action="store_false")
+    coords.set_defaults(run=_run_coords)
+
+    theory = sub.add_parser("theory", help="loss / equilibrium energy of linear networks")
+    _common(theory, [16, 32, 64, 128], [2, 8, 32], ["mupc", "sp"], "linear")
+    theory.add_argument("--train-steps", type=int, default=20)
+    theory.add_argument("--record-every", type=_positive, default=10)
+    theory.set_defaults(run=_run_theory)

@@ -1,0 +1,151 @@
+"""Linear-network closed forms (spec §6) against long inference and autodiff."""
+
+import csv
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mupc._cli import main
+from mupc._energy import energy
+from mupc._inference import DiscreteInference
+from mupc._loss import MSE
+from mupc._network import NetworkConfig, ResNet
+from mupc._theory import (
+    equilibrium_activities,
+    equilibrium_energy,
+    linear_activity_hessian,
+    output_jacobians,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _network(width, depth, *, param="mupc", skips=True, activation="linear", d=5, c=3, seed=0):
+    config = NetworkConfig(d, width, depth, c, activation, param, skips)
+    return ResNet(config, key=jax.random.key(seed), dtype=jnp.float64)
+
+
+def _batch(network, batch=3, seed=1):
+    config = network.config
+    x = jax.random.normal(jax.random.key(seed), (batch, config.input_dim), jnp.float64)
+    y = jax.random.normal(jax.random.key(seed + 1), (batch, config.output_dim), jnp.float64)
+    return x, y
+
+
+@eqx.filter_jit
+def _long_inference(network, x, y, steps=4000):
+    """Gradient descent on the activities until (numerically) converged."""
+    solver = DiscreteInference.gradient_descent(0.3, steps=steps)
+    start = network.feedforward(x)[0]
+    return solver.run(network, start, x, y, MSE(), feedforward_start=True).activities
+
+
+def test_linear_hessian_matches_numpy_blocks():
+    with jax.enable_x64(True):
+        network = _network(3, 4, param="sp")
+        n, a = 3, network.multipliers
+        j = [np.eye(n) + a.hidden * np.asarray(w) for w in network.hidden_weights]
+        readout = a.output * np.asarray(network.output_weights)
+        hessian = np.asarray(linear_activity_hessian(network))
+        for layer in range(4):
+            block = hessian[layer * n : (layer + 1) * n, layer * n : (layer + 1) * n]
+            top = readout.T @ readout if layer == 3 else j[layer].T @ j[layer]
+            np.testing.assert_allclose(block, np.eye(n) + top, atol=1e-12)
+        for layer in range(3):
+            below = hessian[(layer + 1) * n : (layer + 2) * n, layer * n : (layer + 1) * n]
+            np.testing.assert_allclose(below, -j[layer], atol=1e-12)
+        assert np.allclose(hessian[6:, :3], 0.0)
+
+
+@pytest.mark.parametrize("skips", [True, False], ids=["skips", "no-skips"])
+def test_equilibrium_activities_are_where_inference_converges(skips):
+    with jax.enable_x64(True):
+        network = _network(4, 3, skips=skips)
+        x, y = _batch(network)
+        closed_form = equilibrium_activities(network, x, y)
+        # The vector field vanishes there ...
+        gradient = jax.grad(lambda z: jnp.sum(energy(network, z, x, y, MSE())))(closed_form)
+        np.testing.assert_allclose(gradient, 0.0, atol=1e-12)
+        # ... and long gradient descent from the feedforward pass reaches it.
+        np.testing.assert_allclose(_long_inference(network, x, y), closed_form, atol=1e-9)
+
+
+@pytest.mark.parametrize("param, skips", [("mupc", True), ("sp", True), ("ntp", False)])
+def test_equilibrium_energy_equals_energy_after_long_inference(param, skips):
+    with jax.enable_x64(True):
+        network = _network(4, 3, param=param, skips=skips)
+        x, y = _batch(network)
+        final = _long_inference(network, x, y)
+        result = equilibrium_energy(network, x, y)
+        np.testing.assert_allclose(result.energy, energy(network, final, x, y, MSE()), rtol=1e-9)
+        np.testing.assert_allclose(
+            result.loss, 0.5 * np.sum((np.asarray(y) - network(x)) ** 2, -1), rtol=1e-12
+        )
+        assert np.all(result.energy < result.loss)  # S ⪰ I
+
+
+def test_output_jacobians_match_autodiff_for_relu():
+    with jax.enable_x64(True):
+        network = _network(4, 3, activation="relu", param="sp")
+        x, _ = _batch(network, batch=2)
+        jacobians = output_jacobians(network, x)
+        activities = network.feedforward(x)[0]
+
+        def output_from(layer, z, example):
+            # Run the network from z_layer upwards (the layers above recomputed).
+            for w in network.hidden_weights[layer:]:
+                z = network.skip * z + network.multipliers.hidden * (w @ network.activation(z))
+            return network.multipliers.output * (network.output_weights @ network.activation(z))
+
+        for layer in range(3):
+            for example in range(2):
+                expected = jax.jacobian(output_from, argnums=1)(
+                    layer, activities[layer, example], example
+                )
+                np.testing.assert_allclose(jacobians[layer, example], expected, atol=1e-12)
+
+
+def test_mupc_ratio_tends_to_one_as_depth_over_width_shrinks_and_sp_does_not():
+    x = jax.random.normal(jax.random.key(1), (32, 20))
+    y = jax.nn.one_hot(jnp.arange(32) % 10, 10)
+
+    def ratio(param, width, depth):
+        config = NetworkConfig(20, width, depth, 10, "linear", param)
+        result = equilibrium_energy(ResNet(config, key=jax.random.key(0)), x, y)
+        return float(jnp.mean(result.loss) / jnp.mean(result.energy))
+
+    shallow_wide, deep_narrow = ratio("mupc", 256, 2), ratio("mupc", 16, 32)
+    assert shallow_wide - 1 < 0.05  # H/N = 1/128: S ≈ I, F* ≈ loss
+    assert deep_narrow > 2.0  # H/N = 2: S ≈ (1 + c·2) I
+    assert shallow_wide - 1 < 0.1 * (deep_narrow - 1)
+    assert ratio("sp", 256, 2) > 1.5  # under sp, S is far from I even when H/N is small
+
+
+def test_closed_forms_refuse_nonlinear_networks():
+    network = ResNet(NetworkConfig(3, 2, 2, 1, "relu"), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="linear networks only.*relu"):
+        equilibrium_activities(network, jnp.ones((1, 3)), jnp.ones((1, 1)))
+    with pytest.raises(ValueError, match="activation='linear'"):
+        linear_activity_hessian(network)
+
+
+def test_cli_theory_smoke(tmp_path):
+    code = main(
+        [
+            "diagnose", "theory", "--out", str(tmp_path), "--widths", "4", "--depths",
+            "2", "--params", "mupc", "sp", "--input-dim", "5", "--train-steps", "2",
+            "--record-every", "1", "--batch-size", "8", "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    with open(tmp_path / "theory.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 3  # params x (steps 0, 1, 2)
+    for row in rows:
+        ratio = float(row["loss"]) / float(row["equilibrium_energy"])
+        assert float(row["ratio"]) == pytest.approx(ratio, rel=1e-5)
+        assert float(row["ratio"]) >= 1.0
+    assert (tmp_path / "theory.png").read_bytes()[:8] == PNG_SIGNATURE
