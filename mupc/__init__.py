@@ -11,6 +11,7 @@ from ._checkpoint import (
     read_checkpoint_config as read_checkpoint_config,
     save_checkpoint as save_checkpoint,
 )
+from ._coords import Coordinates as Coordinates, coordinate_check as coordinate_check
 from ._data import (
     Dataset as Dataset,
     DatasetError as DatasetError,
@@ -22,6 +23,16 @@ from ._data import (
 )
 from ._energy import energy as energy, layer_energies as layer_energies
 from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
+from ._hessian import (
+    DenseSpectrum as DenseSpectrum,
+    HessianSpectrum as HessianSpectrum,
+    LanczosSpectrum as LanczosSpectrum,
+    SpectrumMethod as SpectrumMethod,
+    activity_hessian as activity_hessian,
+    hessian_spectrum as hessian_spectrum,
+    lanczos_tridiagonal as lanczos_tridiagonal,
+    track_hessian as track_hessian,
+)
 from ._inference import (
     ContinuousInference as ContinuousInference,
     DiscreteInference as DiscreteInference,
@@ -38,6 +49,14 @@ from ._parameterisation import (
     NeuralTangent as NeuralTangent,
     Parameterisation as Parameterisation,
     StandardPC as StandardPC,
+)
+from ._theory import (
+    Equilibrium as Equilibrium,
+    equilibrium_activities as equilibrium_activities,
+    equilibrium_energy as equilibrium_energy,
+    linear_activity_hessian as linear_activity_hessian,
+    output_covariance as output_covariance,
+    output_jacobians as output_jacobians,
 )
 from ._training import (
     BPTrainer as BPTrainer,

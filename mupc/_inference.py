@@ -20,6 +20,7 @@ from ._custom_types import Activities, Inputs, Targets
 from ._energy import energy_from
 from ._loss import Loss
 from ._network import ResNet
+from ._optimisers import optax_update
 
 # Number of static phases used to skip layers whose activity gradient is still zero.
 _NUM_PHASES = 8
@@ -159,7 +160,7 @@ class DiscreteInference(InferenceSolver):
             def iteration(_, carry, below=below, start=start):
                 top, top_state = carry
                 grad = _activity_gradient(network, top, below, targets, loss, start)
-                updates, top_state = self.optimiser.update(grad, top_state, top)
+                updates, top_state = optax_update(self.optimiser, grad, top_state, top)
                 return optax.apply_updates(top, updates), top_state
 
             top, top_state = jax.lax.fori_loop(first_step, end_step, iteration, (top, top_state))
@@ -178,7 +179,7 @@ class DiscreteInference(InferenceSolver):
 
         def iteration(carry):
             z, state, grad, step = carry
-            updates, state = self.optimiser.update(grad, state, z)
+            updates, state = optax_update(self.optimiser, grad, state, z)
             z = optax.apply_updates(z, updates)
             return z, state, gradient(z), step + 1
 

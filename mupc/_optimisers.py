@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+import jax
 import optax
 
 
@@ -29,3 +30,14 @@ def make_optimiser(name: str, learning_rate: float, **kwargs) -> optax.GradientT
     if not learning_rate > 0:
         raise ValueError(f"The learning rate must be > 0, got {learning_rate!r}.")
     return OPTIMISERS[name](learning_rate, **kwargs)
+
+
+def optax_update(optimiser: optax.GradientTransformation, grads, state, params):
+    """`optimiser.update(grads, state, params)` under standard dtype promotion.
+
+    Some Optax transformations (Adam's bias correction raises a Python float to an int32
+    count) fail under `jax_numpy_dtype_promotion="strict"`; the library's own arithmetic is
+    strict-clean, so only this call is relaxed, and users may run everything else strictly.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        return optimiser.update(grads, state, params)

@@ -20,6 +20,7 @@ from ._energy import energy, layer_energies
 from ._inference import DiscreteInference, InferenceSolver
 from ._loss import MSE, Loss
 from ._network import ResNet
+from ._optimisers import optax_update
 from ._validation import check_batch
 
 
@@ -95,7 +96,7 @@ def _compiled_step(trainer: Trainer, state: TrainState, inputs: Inputs, targets:
 
 def _apply(optimiser, state: TrainState, grads, key) -> TrainState:
     params = _trainable(state.network)
-    updates, opt_state = optimiser.update(grads, state.opt_state, params)
+    updates, opt_state = optax_update(optimiser, grads, state.opt_state, params)
     network = eqx.apply_updates(state.network, updates)
     return TrainState(network, opt_state, state.step + 1, key)
 

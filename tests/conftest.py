@@ -15,11 +15,3 @@ def getkey():
     """`getkey()` returns a fresh PRNG key on each call."""
     keys = iter(jax.random.split(jax.random.key(1234), 10_000))
     return lambda: next(keys)
-
-
-@pytest.fixture
-def optax_promotion():
-    """Optax's Adam raises a Python float to an int32 step count, which strict promotion
-    rejects; tests that run Adam inside JAX use standard promotion for that one reason."""
-    with jax.numpy_dtype_promotion("standard"):
-        yield

@@ -18,9 +18,8 @@ def _trained_state(key, config=None):
     state = trainer.init(network, jax.random.key(5))
     x = np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6)
     y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
-    with jax.numpy_dtype_promotion("standard"):
-        for _ in range(3):
-            state, _ = trainer.step(state, x, y)
+    for _ in range(3):
+        state, _ = trainer.step(state, x, y)
     return trainer, state
 
 

@@ -30,7 +30,7 @@ def _batch(d, c, batch=8, seed=1, dtype=jnp.float32):
 def test_without_inference_the_step_is_the_backprop_readout_step():
     """With T = 0 the activities stay at the feedforward pass, hidden errors are zero and
     only the readout learns, with exactly backprop's gradient of the MSE loss."""
-    network = ResNet(NetworkConfig(6, 5, 3, 2, "tanh"), key=jax.random.key(0))
+    network = ResNet(NetworkConfig(6, 5, 3, 2, "tanh"), key=jax.random.key(0), dtype=jnp.float32)
     x, y = _batch(6, 2)
     lr = 0.3
     trainer = PCTrainer(optax.sgd(lr), DiscreteInference.gradient_descent(0.1, steps=0))
@@ -80,7 +80,11 @@ def test_mupc_activities_stay_order_one_and_sp_ones_explode_with_depth():
     x, y = _batch(20, 10)
 
     def activity(param, width, depth):
-        network = ResNet(NetworkConfig(20, width, depth, 10, "relu", param), key=jax.random.key(0))
+        network = ResNet(
+            NetworkConfig(20, width, depth, 10, "relu", param),
+            key=jax.random.key(0),
+            dtype=jnp.float32,
+        )
         trainer = PCTrainer(inference=DiscreteInference.gradient_descent(0.1, steps=0))
         _, record = coordinate_check(trainer, trainer.init(network), x, y, steps=1)
         return float(jnp.mean(record.activity[0, :-1]))
@@ -92,7 +96,7 @@ def test_mupc_activities_stay_order_one_and_sp_ones_explode_with_depth():
 
 
 def test_rejects_bad_arguments():
-    network = ResNet(NetworkConfig(3, 2, 2, 1), key=jax.random.key(0))
+    network = ResNet(NetworkConfig(3, 2, 2, 1), key=jax.random.key(0), dtype=jnp.float32)
     trainer = PCTrainer()
     with pytest.raises(ValueError, match="steps"):
         coordinate_check(trainer, trainer.init(network), jnp.ones((1, 3)), jnp.ones((1, 1)), 0)

@@ -99,7 +99,7 @@ def test_gradient_descent_equals_naive_loop(getkey):
     ids=["sgd", "momentum", "adam"],
 )
 @pytest.mark.parametrize("steps", [16, 5, 40])
-def test_skipping_inactive_layers_changes_nothing(optimiser, steps, getkey, optax_promotion):
+def test_skipping_inactive_layers_changes_nothing(optimiser, steps, getkey):
     network, x, y = _problem(getkey(), depth=16, width=8, activation="relu")
     full = _run(mupc.DiscreteInference(optimiser, steps, skip_inactive=False), network, x, y)
     fast = _run(mupc.DiscreteInference(optimiser, steps, skip_inactive=True), network, x, y)
@@ -166,7 +166,7 @@ def test_activity_step_does_not_depend_on_batch(getkey):
 
 
 @pytest.mark.parametrize("optimiser", [optax.sgd(0.1, momentum=0.5), optax.adam(0.01)])
-def test_other_optimisers_lower_the_energy(optimiser, getkey, optax_promotion):
+def test_other_optimisers_lower_the_energy(optimiser, getkey):
     network, x, y = _problem(getkey(), depth=6, width=8, activation="tanh")
     start = network.feedforward(x)[0]
     result = _run(mupc.DiscreteInference(optimiser, 20), network, x, y)

@@ -64,7 +64,7 @@ def test_pc_step_equals_naive_step(loss, getkey):
     assert int(state.step) == 1
 
 
-def test_energy_after_inference_is_lower(getkey, optax_promotion):
+def test_energy_after_inference_is_lower(getkey):
     network, x, y = _setup(getkey(), activation="relu")
     trainer = mupc.PCTrainer(record_layer_energies=True)
     _, metrics = trainer.step(trainer.init(network), x, y)
@@ -98,7 +98,7 @@ def test_bp_step_equals_naive_gradient(getkey):
 
 
 @pytest.mark.parametrize("make_trainer", [mupc.PCTrainer, mupc.BPTrainer])
-def test_step_compiles_once(make_trainer, getkey, optax_promotion):
+def test_step_compiles_once(make_trainer, getkey):
     network, x, y = _setup(getkey(), dtype=jnp.float32)
     trainer = make_trainer()
     state = trainer.init(network, getkey())
@@ -118,7 +118,7 @@ def test_step_compiles_once(make_trainer, getkey, optax_promotion):
     assert _compiled_step._cached._cache_size() == before + 1
 
 
-def test_pc_training_learns(getkey, optax_promotion):
+def test_pc_training_learns(getkey):
     network, x, y = _setup(getkey(), activation="relu", dtype=jnp.float32)
     trainer = mupc.PCTrainer(optimiser=optax.adam(0.05))
     state = trainer.init(network)
