@@ -169,7 +169,7 @@ def transfer_figure(
     colorbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9)
     colorbar.set_label("log10 min training loss", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1.03)
     path = Path(path)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
