@@ -12,6 +12,8 @@ import sys
 _COMMAND_MODULES = [
     "mupc._commands.info",
     "mupc._commands.diagnose",
+    "mupc._commands.train",
+    "mupc._commands.sweep",
 ]
 
 
