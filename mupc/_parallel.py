@@ -310,39 +310,41 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         def from_below(top):  # z_{s} for this shard's first layer s + 1 (zeros on device 0)
             return jax.lax.ppermute(top, LAYERS, up)
 
-        def first_layer(net, below):
-            """Prediction of this shard's first layer: $a_1 W_1 x$ on device 0, else from the
-            activity `below` it and the shard's first weight slot."""
-            hidden = net.hidden_predictions(below[None], net.hidden_weights[:1])[0]
-            return jnp.where(is_first, net.first_prediction(x), hidden)
-
-        def predictions(net, z, below):
-            """Local predictions of this shard's h layers, shape (h, b, N)."""
-            rest = net.hidden_predictions(z[:-1], net.hidden_weights[1:])
-            return jnp.concatenate([first_layer(net, below)[None], rest], axis=0)
+        def predictions(net, z, below, first):
+            """Predictions of this shard's h layers, shape (h, b, N): one batched matmul over
+            the layers and their weight slots; on device 0 the first row is replaced by
+            `first` = $a_1 W_1 x$ (its weight slot is the zero pad)."""
+            previous = jnp.concatenate([below[None], z[:-1]], axis=0)
+            hidden = net.hidden_predictions(previous, net.hidden_weights)
+            bottom = jnp.where(is_first, first, hidden[0])
+            return jnp.concatenate([bottom[None], hidden[1:]], axis=0)
 
         def output_term(net, z):
             return jnp.where(is_last, trainer.loss(net.readout(z[-1]), y), 0.0)
 
-        def local_energy(net, z):
+        def local_energy(net, z, first):
             """Per-example energy of this shard's layers (+ the output term on the top one)."""
-            errors = z - predictions(net, z, from_below(z[-1]))
+            errors = z - predictions(net, z, from_below(z[-1]), first)
             return 0.5 * jnp.sum(errors**2, axis=(0, 2)) + output_term(net, z)
 
         def batch_mean(per_example):  # global mean over the batch of a per-device sum
             return jax.lax.psum(jnp.sum(per_example), (DATA, LAYERS)) / global_batch
 
         # Feedforward: a pipeline of K rounds; after round r the shards 0..r are exact.
+        first = net.first_prediction(x)  # constant during inference: computed once
+
         def forward_round(_, z):
-            first = first_layer(net, from_below(z[-1]))
+            below = from_below(z[-1])
+            hidden = net.hidden_predictions(below[None], net.hidden_weights[:1])[0]
+            bottom = jnp.where(is_first, first, hidden)
 
             def layer(previous, weight):
                 branch = net.activation(previous) @ weight.T
                 current = net.skip * previous + net.multipliers.hidden * branch
                 return current, current
 
-            _, rest = jax.lax.scan(layer, first, net.hidden_weights[1:])
-            return jnp.concatenate([first[None], rest], axis=0)
+            _, rest = jax.lax.scan(layer, bottom, net.hidden_weights[1:])
+            return jnp.concatenate([bottom[None], rest], axis=0)
 
         h = net.hidden_weights.shape[0]
         shape = (h, x.shape[0], net.input_weights.shape[0])
@@ -351,12 +353,12 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         loss = batch_mean(output_term(net, ff))
         z = ff if init is None else init
 
-        energy_before = batch_mean(local_energy(net, z))
+        energy_before = batch_mean(local_energy(net, z, first))
         optimiser = trainer.inference.optimiser
 
         def iteration(_, carry):
             z, opt_state = carry
-            grad = jax.grad(lambda z: jnp.sum(local_energy(net, z)))(z)
+            grad = jax.grad(lambda z: jnp.sum(local_energy(net, z, first)))(z)
             updates, opt_state = optimiser.update(grad, opt_state, z)
             return optax.apply_updates(z, updates), opt_state
 
@@ -364,12 +366,13 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         z = jax.lax.stop_gradient(z)
 
         def mean_energy(trainable):
-            return batch_mean(local_energy(eqx.combine(trainable, net), z))
+            net_ = eqx.combine(trainable, net)
+            return batch_mean(local_energy(net_, z, net_.first_prediction(x)))
 
         energy_after, grads = jax.value_and_grad(mean_energy)(_trainable(net))
         per_layer = None
         if trainer.record_layer_energies:
-            errors = z - predictions(net, z, from_below(z[-1]))
+            errors = z - predictions(net, z, from_below(z[-1]), first)
             local = jnp.sum(0.5 * jnp.sum(errors**2, axis=2), axis=1)  # (h,)
             placed = jax.lax.dynamic_update_slice(
                 jnp.zeros(k * h, local.dtype), local, (index * h,)
