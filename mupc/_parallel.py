@@ -191,6 +191,18 @@ class ParallelTrainer(eqx.Module):
                 f"{_divisors(batch)} data devices."
             )
 
+    def _check_layout(self, state: TrainState, what: str) -> None:
+        depth = state.network.config.depth
+        slots = state.network.hidden_weights.shape[0]
+        expected = depth if self.layer_devices > 1 else depth - 1
+        if slots != expected:
+            raise ValueError(
+                f"`{what}` got a state with {slots} hidden weight slots, but this "
+                f"{self.data_devices} × {self.layer_devices} mesh expects {expected} (H = "
+                f"{depth}). Place ordinary states with `ParallelTrainer.shard(state)` (or start "
+                "from `ParallelTrainer.init`) and get them back with `unshard`."
+            )
+
     # ----------------------------------------------------------------- placement
 
     def _state_shardings(self, state: TrainState):
@@ -223,6 +235,7 @@ class ParallelTrainer(eqx.Module):
     def unshard(self, state: TrainState) -> TrainState:
         """The ordinary single-device `TrainState` (hidden weights (H - 1, N, N)) of a sharded
         state: use it to save checkpoints or evaluate."""
+        self._check_layout(state, "unshard")
         state = jax.device_put(state, jax.devices()[0])
         if self.layer_devices > 1:
             state = _map_networks(_unpad_hidden, state)
@@ -251,6 +264,7 @@ class ParallelTrainer(eqx.Module):
         divisible by the data devices.
         """
         check_batch(state.network.config, inputs, targets)
+        self._check_layout(state, "step")
         dtype = state.network.dtype
         inputs, targets = self.shard_batch(jnp.asarray(inputs, dtype), jnp.asarray(targets, dtype))
         return _parallel_step(self, state, inputs, targets)

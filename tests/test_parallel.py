@@ -134,6 +134,9 @@ def _worker() -> dict:
         "depth": lambda: ParallelTrainer(pc, device_mesh(4, "layers")).init(
             mupc.ResNet(mupc.NetworkConfig(6, 16, 6, 3), key=jax.random.key(0))
         ),
+        "unsharded_state": lambda: ParallelTrainer(pc, device_mesh(2, "layers")).step(
+            pc.init(network), inputs[0], targets[0]
+        ),
         "bp_layers": lambda: ParallelTrainer(mupc.BPTrainer(), device_mesh(2, "layers")),
         "tolerance_layers": lambda: ParallelTrainer(
             mupc.PCTrainer(inference=mupc.DiscreteInference(optax.sgd(0.1), tolerance=1e-3)),
@@ -212,6 +215,7 @@ def test_layer_parallel_inference_sends_only_boundary_activities(results, mode):
         ("too_many_devices", r"Asked for 8 devices but only 4 CPU device\(s\) are present"),
         ("batch", r"batch size divisible by 4, got batch=6"),
         ("depth", r"depth H divisible by 4, got H=6"),
+        ("unsharded_state", r"state with 7 hidden weight slots.*expects 8.*shard\(state\)"),
         ("bp_layers", r"Layer parallelism is for predictive coding only, got BPTrainer"),
         ("tolerance_layers", r"Layer parallelism needs `DiscreteInference` without `tolerance`"),
     ],
