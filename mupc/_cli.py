@@ -11,6 +11,8 @@ import sys
 # One line per command module; each module defines `register(subparsers)`.
 _COMMAND_MODULES = [
     "mupc._commands.info",
+    "mupc._commands.train",
+    "mupc._commands.sweep",
 ]
 
 

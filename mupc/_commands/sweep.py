@@ -1,0 +1,180 @@
+"""`mupc sweep depth|transfer`: the published experiments as resumable parallel sweeps."""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from .train import ACTIVATIONS, DATASETS, PARAMETERISATIONS, _positive_float, _positive_int
+
+
+def _common(parser, presets: tuple[str, ...]) -> None:
+    parser.add_argument(
+        "--preset",
+        default="quick",
+        choices=presets,
+        help="settings to start from (quick: minutes on 2 cores; paper: spec §5)",
+    )
+    parser.add_argument("--out", help="output folder (default runs/<kind>-<preset>)")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="parallel processes, one run each (default: number of cores)",
+    )
+    parser.add_argument("--dataset", choices=DATASETS, help="override the preset's dataset")
+    parser.add_argument("--data-dir", help="where dataset files are looked for")
+    parser.add_argument("--seeds", type=_positive_int, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, help="training steps per run")
+    length.add_argument("--epochs", type=_positive_float, help="epochs per run")
+    parser.add_argument("--batch-size", type=_positive_int)  # fmt: skip
+
+
+def _overrides(args, preset):
+    changes = {}
+    for name in ("dataset", "seeds", "batch_size"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.steps is not None:
+        changes.update(steps=args.steps, epochs=None)
+    if args.epochs is not None:
+        changes.update(epochs=args.epochs, steps=None)
+    return dataclasses.replace(preset, **changes)
+
+
+def _check_preset(name: str, presets: dict) -> None:
+    if name not in presets:
+        raise ValueError(f"Unknown --preset {name!r}: expected one of {sorted(presets)}.")
+
+
+def _run_depth(args) -> int:
+    from .._figures import depth_figure
+    from .._presets import DEPTH_PRESETS, depth_runs
+    from .._sweep import run_sweep
+
+    _check_preset(args.preset, DEPTH_PRESETS)
+    preset = _overrides(args, DEPTH_PRESETS[args.preset])
+    changes = {"activation": args.activation}
+    for name in ("width", "depths", "methods"):
+        if getattr(args, name) is not None:
+            changes[name] = tuple(getattr(args, name)) if name != "width" else args.width
+    preset = dataclasses.replace(preset, **changes)
+    out = Path(args.out or f"runs/depth-{args.preset}")
+    runs = depth_runs(preset, data_dir=args.data_dir)
+    try:
+        rows = run_sweep(runs, out, kind="depth", workers=args.workers, argv=sys.argv)
+    except RuntimeError as error:
+        print(f"mupc sweep depth: {error}", file=sys.stderr)
+        return 1
+    figure = depth_figure(
+        rows,
+        out / "depth.png",
+        title=f"{preset.dataset}, N = {preset.width}, {preset.activation}, "
+        + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)")
+        + f", {preset.seeds} seed(s)",
+    )
+    print(_depth_table(rows))
+    print(f"wrote {out / 'results.csv'} and {figure}")
+    return 0
+
+
+def _depth_table(rows) -> str:
+    import numpy as np
+
+    lines = ["method  H     test accuracy (mean ± sd)   diverged"]
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["method"], int(row["depth"])), []).append(row)
+    for (method, depth), group in groups.items():
+        accuracies = [100 * r["test_accuracy"] for r in group if not r["diverged"]]
+        diverged = sum(bool(r["diverged"]) for r in group)
+        text = (
+            f"{np.mean(accuracies):5.1f} ± {np.std(accuracies):4.1f} %  (n={len(accuracies)})"
+            if accuracies
+            else "      —"
+        )
+        lines.append(f"{method:<7} {depth:<5} {text:<27} {diverged}/{len(group)}")
+    return "\n".join(lines)
+
+
+def _run_transfer(args) -> int:
+    from .._figures import transfer_figure, transfer_report
+    from .._presets import TRANSFER_PRESETS, transfer_runs
+    from .._sweep import run_sweep
+
+    _check_preset(args.preset, TRANSFER_PRESETS)
+    preset = _overrides(args, TRANSFER_PRESETS[args.preset])
+    changes = {}
+    if args.over is not None:
+        changes["over"] = args.over
+    for name in ("sizes", "weight_lrs", "activity_lrs"):
+        if getattr(args, name) is not None:
+            changes[name] = tuple(getattr(args, name))
+    for name in ("width", "depth"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    preset = dataclasses.replace(preset, **changes)
+    out = Path(args.out or f"runs/transfer-{args.preset}-{args.param}-{args.activation}")
+    runs = transfer_runs(
+        preset, parameterisation=args.param, activation=args.activation, data_dir=args.data_dir
+    )
+    try:
+        rows = run_sweep(runs, out, kind="transfer", workers=args.workers, argv=sys.argv)
+    except RuntimeError as error:
+        print(f"mupc sweep transfer: {error}", file=sys.stderr)
+        return 1
+    size_name = "N" if preset.over == "width" else "H"
+    fixed = f"H = {preset.depth}" if preset.over == "width" else f"N = {preset.width}"
+    figure = transfer_figure(
+        rows,
+        out / "transfer.png",
+        size_name=size_name,
+        title=f"{args.param}, {args.activation}, {preset.dataset}, {fixed}, "
+        + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)"),
+    )
+    report = transfer_report(rows, size_name)
+    (out / "transfer_report.txt").write_text(report + "\n")
+    print(report)
+    print(f"wrote {out / 'results.csv'}, {figure} and {out / 'transfer_report.txt'}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="run a published experiment: depth or transfer",
+        description="Resumable parallel sweeps. Rerunning the same command after a crash "
+        "finishes only the missing runs.",
+    )  # fmt: skip
+    kinds = parser.add_subparsers(dest="sweep", required=True, metavar="KIND")
+
+    depth = kinds.add_parser(
+        "depth", help="test accuracy vs depth for standard PC, μPC and BP",
+        description="Test accuracy against the number of hidden layers H for standard PC, μPC "
+        "and BP (Depth-μP) over seeds: results.csv and depth.png.",
+    )  # fmt: skip
+    _common(depth, ("quick", "paper"))
+    depth.add_argument("--width", "-N", type=_positive_int, help="width N")
+    depth.add_argument("--depths", type=_positive_int, nargs="+", help="hidden layers H")
+    depth.add_argument("--methods", nargs="+", choices=("pc", "mupc", "bp"),
+                       help="pc (standard PC), mupc, bp (default: all three)")  # fmt: skip
+    depth.set_defaults(run=_run_depth)
+
+    transfer = kinds.add_parser(
+        "transfer", help="learning-rate transfer heatmaps across widths or depths",
+        description="The (weight lr x activity lr) grid at every width or depth: results.csv, "
+        "transfer.png (log10 min training loss per size) and a transfer report.",
+    )  # fmt: skip
+    _common(transfer, ("quick", "paper", "paper-depth"))
+    transfer.add_argument("--over", choices=("width", "depth"), help="sweep widths or depths")
+    transfer.add_argument("--sizes", type=_positive_int, nargs="+", help="widths or depths")
+    transfer.add_argument("--width", "-N", type=_positive_int, help="fixed width (--over depth)")
+    transfer.add_argument("--depth", "-H", type=_positive_int, help="fixed depth (--over width)")
+    transfer.add_argument("--weight-lrs", type=_positive_float, nargs="+")
+    transfer.add_argument(
+        "--activity-lrs",
+        type=_positive_float,
+        nargs="+",
+        help="activity lrs in the published batch-mean convention",
+    )
+    transfer.add_argument("--param", choices=PARAMETERISATIONS, default="mupc")
+    transfer.set_defaults(run=_run_transfer)

@@ -1,0 +1,202 @@
+"""Figures of the sweeps (matplotlib, Agg backend; written as PNG).
+
+- `depth_figure`: test accuracy against depth H per method, mean ± sd over seeds, log-2 axis,
+  diverged runs marked with a cross at the bottom of the axes.
+- `transfer_figure`: one heatmap per size of $\\log_{10}$ of the minimum training loss over the
+  (weight lr, activity lr) grid, averaged over seeds; shared colour scale; the best cell
+  outlined; cells where a run diverged hatched grey with a cross.
+"""
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "BP": "tab:gray"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _number(value) -> float | None:
+    if value is None or value == "":
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _flag(value) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def depth_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Plot test accuracy (%) against depth for each method; return `path`.
+
+    `rows` are results rows with `method`, `depth`, `test_accuracy` and `diverged`.
+    """
+    plt = _pyplot()
+    by_method: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        by_method[row["method"]][int(row["depth"])].append(row)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    depths = sorted({int(row["depth"]) for row in rows})
+    offsets = np.linspace(-0.06, 0.06, max(1, len(by_method)))
+    marked = False
+    for offset, (method, per_depth) in zip(offsets, by_method.items(), strict=False):
+        colour = _COLOURS.get(method)
+        xs, means, sds = [], [], []
+        for depth in sorted(per_depth):
+            accuracies = [
+                100 * _number(r["test_accuracy"])
+                for r in per_depth[depth]
+                if not _flag(r["diverged"]) and _number(r["test_accuracy"]) is not None
+            ]
+            diverged = sum(_flag(r["diverged"]) for r in per_depth[depth])
+            x = depth * 2**offset
+            if accuracies:
+                xs.append(x)
+                means.append(np.mean(accuracies))
+                sds.append(np.std(accuracies))
+            if diverged:
+                ax.plot([x], [2], marker="x", ms=9, mew=2, ls="none", color=colour)
+                ax.annotate(f"{diverged}", (x, 2), textcoords="offset points", xytext=(5, 4),
+                            fontsize=7, color=colour)  # fmt: skip
+                marked = True
+        ax.errorbar(xs, means, yerr=sds, marker="o", ms=4, capsize=3, label=method, color=colour)
+    if marked:
+        ax.plot([], [], marker="x", ls="none", color="k", label="diverged (count)")
+    ax.axhline(10, color="k", lw=0.6, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("hidden layers H")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def transfer_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Average the rows over seeds into one grid per size.
+
+    **Returns:** a dict with `sizes`, `weight_lrs` (descending), `activity_lrs` (descending),
+    `values` (size -> array (weight, activity) of mean log10 min training loss, NaN where a
+    run diverged or is missing), `diverged` (size -> bool array) and `best` (size -> (i, j) of
+    the lowest value, or None).
+    """
+    sizes = sorted({int(r["size"]) for r in rows})
+    weight_lrs = sorted({float(r["weight_lr"]) for r in rows}, reverse=True)
+    activity_lrs = sorted({float(r["activity_lr_batch_mean"]) for r in rows}, reverse=True)
+    cells: dict = defaultdict(list)
+    for r in rows:
+        key = (int(r["size"]), float(r["weight_lr"]), float(r["activity_lr_batch_mean"]))
+        cells[key].append(r)
+    values, diverged, best = {}, {}, {}
+    for size in sizes:
+        grid = np.full((len(weight_lrs), len(activity_lrs)), np.nan)
+        failed = np.zeros(grid.shape, bool)
+        for i, w in enumerate(weight_lrs):
+            for j, a in enumerate(activity_lrs):
+                runs = cells.get((size, w, a), [])
+                if any(_flag(r["diverged"]) for r in runs):
+                    failed[i, j] = True
+                    continue
+                losses = [_number(r["min_train_loss"]) for r in runs]
+                losses = [loss for loss in losses if loss is not None and loss > 0]
+                if losses:
+                    grid[i, j] = np.mean(np.log10(losses))
+        values[size], diverged[size] = grid, failed
+        best[size] = (
+            None if np.all(np.isnan(grid)) else np.unravel_index(np.nanargmin(grid), grid.shape)
+        )
+    return {
+        "sizes": sizes,
+        "weight_lrs": weight_lrs,
+        "activity_lrs": activity_lrs,
+        "values": values,
+        "diverged": diverged,
+        "best": best,
+    }
+
+
+def transfer_figure(
+    rows: list[dict[str, Any]], path: str | Path, *, size_name: str = "N", title: str = ""
+) -> Path:
+    """One heatmap panel per size of mean log10 minimum training loss; return `path`."""
+    plt = _pyplot()
+    grid = transfer_grid(rows)
+    sizes = grid["sizes"]
+    finite = [v[np.isfinite(v)] for v in grid["values"].values()]
+    finite = np.concatenate(finite) if finite else np.array([])
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 0.0)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(2.6 * len(sizes) + 1.2, 3.2), dpi=110, squeeze=False
+    )
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    image = None
+    for ax, size in zip(axes[0], sizes, strict=True):
+        values = grid["values"][size]
+        image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        for i, j in zip(*np.nonzero(grid["diverged"][size]), strict=True):
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.8",
+                                       hatch="///", edgecolor="0.5", lw=0))  # fmt: skip
+            ax.text(j, i, "×", ha="center", va="center", fontsize=8, color="0.3")
+        if grid["best"][size] is not None:
+            i, j = grid["best"][size]
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
+        ax.set_title(f"{size_name} = {size}", fontsize=9)
+        activity_labels = [f"{a:g}" for a in grid["activity_lrs"]]
+        weight_labels = [f"{w:g}" for w in grid["weight_lrs"]]
+        ax.set_xticks(range(len(activity_labels)), activity_labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(weight_labels)), weight_labels, fontsize=7)
+        ax.set_xlabel("activity lr (batch-mean)", fontsize=8)
+    axes[0][0].set_ylabel("weight lr", fontsize=8)
+    colorbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9)
+    colorbar.set_label("log10 min training loss", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    path = Path(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def transfer_report(rows: list[dict[str, Any]], size_name: str = "N") -> str:
+    """The best cell of each size and whether it moved from the smallest size's."""
+    grid = transfer_grid(rows)
+    lines = [f"best (weight lr, activity lr batch-mean) per {size_name}, by log10 min train loss:"]
+    reference = None
+    moved = False
+    for size in grid["sizes"]:
+        best = grid["best"][size]
+        if best is None:
+            lines.append(f"  {size_name} = {size}: every cell diverged or is missing")
+            moved = True
+            continue
+        i, j = best
+        cell = (grid["weight_lrs"][i], grid["activity_lrs"][j])
+        reference = cell if reference is None else reference
+        note = "" if cell == reference else "  <- moved"
+        moved = moved or cell != reference
+        diverged = int(grid["diverged"][size].sum())
+        lines.append(
+            f"  {size_name} = {size}: ({cell[0]:g}, {cell[1]:g}) log10 loss "
+            f"{grid['values'][size][i, j]:.2f}; {diverged} diverged cell(s){note}"
+        )
+    lines.append("best cell moved across sizes" if moved else "best cell stayed in place")
+    return "\n".join(lines)

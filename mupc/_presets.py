@@ -1,0 +1,197 @@
+"""Sweep presets: the published settings (spec §5) and quick versions for a 2-core machine.
+
+Learning rates are given as published, activity rates in the **batch-mean** convention, and
+converted to this library's per-example convention (`activity_lr_from_batch_mean`) when the
+runs are built.
+"""
+
+import dataclasses
+from typing import Any
+
+from ._experiment import RunConfig
+from ._inference import activity_lr_from_batch_mean
+from ._sweep import SweepRun
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A training method of the depth sweep: its plot `label` and `RunConfig` fields
+    (`activity_lr_batch_mean` is converted with the batch size)."""
+
+    label: str
+    method: str
+    parameterisation: str
+    lr: float
+    activity_lr_batch_mean: float | None = None
+
+
+# Standard PC's rates: the best cell of a small grid measured on mnist-sample at H = 8 and 16
+# (weight lr {1e-2, 1e-3, 1e-4} x activity lr {0.5, 0.1, 0.05}, batch-mean); see
+# docs/experiments.md. The published rates of μPC and BP are from spec §5.
+METHODS: dict[str, Method] = {
+    "pc": Method("PC", "pc", "sp", 1e-3, 0.1),
+    "mupc": Method("μPC", "pc", "mupc", 0.1, 0.5),
+    "bp": Method("BP", "bp", "mupc", 1e-2),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthPreset:
+    """Settings of `mupc sweep depth`."""
+
+    dataset: str
+    width: int
+    depths: tuple[int, ...]
+    seeds: int
+    epochs: float | None
+    steps: int | None
+    batch_size: int = 64
+    methods: tuple[str, ...] = ("pc", "mupc", "bp")
+    activation: str = "relu"
+
+
+DEPTH_PRESETS = {
+    # spec §5: N = 512, 1 epoch of MNIST, H in {8, ..., 128}, 3 seeds.
+    "paper": DepthPreset("mnist", 512, (8, 16, 32, 64, 128), 3, 1.0, None),
+    # A few minutes on 2 cores: 150 steps (2.4 epochs) of the 4,000 mnist-sample digits.
+    "quick": DepthPreset("mnist-sample", 128, (8, 16, 32, 64), 2, None, 150),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferPreset:
+    """Settings of `mupc sweep transfer`: a (weight lr x activity lr) grid at every size."""
+
+    dataset: str
+    over: str  # "width" or "depth"
+    sizes: tuple[int, ...]
+    width: int  # used when sweeping over depth
+    depth: int  # used when sweeping over width
+    weight_lrs: tuple[float, ...]
+    activity_lrs: tuple[float, ...]  # batch-mean convention, as published
+    seeds: int
+    epochs: float | None
+    steps: int | None
+    batch_size: int = 64
+
+
+PUBLISHED_WEIGHT_LRS = (0.5, 0.1, 0.05, 0.01)
+PUBLISHED_ACTIVITY_LRS = (1e3, 5e2, 1e2, 5e1, 1e1, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01)
+
+TRANSFER_PRESETS = {
+    "paper": TransferPreset(
+        "mnist", "width", (64, 128, 256, 512, 1024), 512, 8,
+        PUBLISHED_WEIGHT_LRS, PUBLISHED_ACTIVITY_LRS, 3, 1.0, None,
+    ),
+    "paper-depth": TransferPreset(
+        "mnist", "depth", (8, 16, 32, 64, 128), 512, 8,
+        PUBLISHED_WEIGHT_LRS, PUBLISHED_ACTIVITY_LRS, 3, 1.0, None,
+    ),
+    "quick": TransferPreset(
+        "mnist-sample", "width", (32, 128, 512), 128, 8,
+        PUBLISHED_WEIGHT_LRS, (1e2, 1e1, 1.0, 0.5, 0.1, 0.01), 1, None, 100,
+    ),
+}  # fmt: skip
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def depth_runs(
+    preset: DepthPreset, *, data_dir: str | None = None, **fields: Any
+) -> list[SweepRun]:
+    """The runs of a depth sweep: every method x depth x seed. `fields` override the
+    `RunConfig` of every run (e.g. `eval_every`)."""
+    runs = []
+    for key in preset.methods:
+        if key not in METHODS:
+            raise ValueError(f"Unknown method {key!r}: expected some of {sorted(METHODS)}.")
+        method = METHODS[key]
+        activity = method.activity_lr_batch_mean
+        if key == "mupc" and preset.activation in ("linear", "tanh"):
+            activity = 1.0  # spec §5: activity lr 1 for linear and tanh networks
+        for depth in preset.depths:
+            for seed in range(preset.seeds):
+                length = preset.steps or 10**9
+                config = RunConfig(
+                    dataset=preset.dataset,
+                    data_dir=data_dir,
+                    depth=depth,
+                    width=preset.width,
+                    activation=preset.activation,
+                    parameterisation=method.parameterisation,
+                    method=method.method,
+                    lr=method.lr,
+                    activity_lr=activity_lr_from_batch_mean(activity or 0.5, preset.batch_size),
+                    batch_size=preset.batch_size,
+                    epochs=preset.epochs,
+                    steps=preset.steps,
+                    seed=seed,
+                    eval_every=min(length, 500),
+                    checkpoint_every=50,
+                )
+                config = dataclasses.replace(config, **fields)
+                labels = {
+                    "method": method.label,
+                    "depth": depth,
+                    "width": preset.width,
+                    "seed": seed,
+                    "weight_lr": method.lr,
+                    "activity_lr_batch_mean": activity if method.method == "pc" else None,
+                }
+                runs.append(SweepRun(f"{key}-H{depth}-s{seed}", config, labels))
+    return runs
+
+
+def transfer_runs(
+    preset: TransferPreset,
+    *,
+    parameterisation: str = "mupc",
+    activation: str = "relu",
+    data_dir: str | None = None,
+    **fields: Any,
+) -> list[SweepRun]:
+    """The runs of a transfer sweep: size x weight lr x activity lr x seed, μPC (or
+    `parameterisation`) trained with PC, T = H."""
+    if preset.over not in ("width", "depth"):
+        raise ValueError(f"`over` must be 'width' or 'depth', got {preset.over!r}.")
+    runs = []
+    for size in preset.sizes:
+        width, depth = (size, preset.depth) if preset.over == "width" else (preset.width, size)
+        for weight_lr in preset.weight_lrs:
+            for activity_lr in preset.activity_lrs:
+                for seed in range(preset.seeds):
+                    config = RunConfig(
+                        dataset=preset.dataset,
+                        data_dir=data_dir,
+                        depth=depth,
+                        width=width,
+                        activation=activation,
+                        parameterisation=parameterisation,
+                        method="pc",
+                        lr=weight_lr,
+                        activity_lr=activity_lr_from_batch_mean(activity_lr, preset.batch_size),
+                        batch_size=preset.batch_size,
+                        epochs=preset.epochs,
+                        steps=preset.steps,
+                        seed=seed,
+                        eval_every=min(preset.steps or 10**9, 500),
+                        checkpoint_every=100,
+                    )
+                    config = dataclasses.replace(config, **fields)
+                    labels = {
+                        "size": size,
+                        "width": width,
+                        "depth": depth,
+                        "weight_lr": weight_lr,
+                        "activity_lr_batch_mean": activity_lr,
+                        "seed": seed,
+                    }
+                    letter = "N" if preset.over == "width" else "H"
+                    run_id = (
+                        f"{parameterisation}-{activation}-{letter}{size}-w{_fmt(weight_lr)}"
+                        f"-a{_fmt(activity_lr)}-s{seed}"
+                    )
+                    runs.append(SweepRun(run_id, config, labels))
+    return runs

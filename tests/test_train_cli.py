@@ -1,0 +1,160 @@
+"""`mupc train` end to end: files, resume, divergence, bad options (in-process, tiny runs)."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mupc
+from mupc import _data
+from mupc._cli import main
+from mupc._experiment import RunConfig, load_run_data
+
+TINY = ["--dataset", "synthetic", "-H", "2", "-N", "16", "--quiet"]
+
+
+def _train(*flags) -> int:
+    return main(["train", *TINY, *flags])
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_writes_every_file_with_sane_values(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--steps", "20", "--eval-every", "10", "--log-every", "5", "--checkpoint-every", "10"]
+    assert _train(*flags, "--out", str(out)) == 0
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["depth"] == 2 and config["run"]["width"] == 16
+    assert config["run"]["activity_lr"] == pytest.approx(0.5 / 64)  # published 0.5, batch 64
+    assert "jax" in config["versions"]
+
+    lines = _lines(out / "metrics.jsonl")
+    assert [line["step"] for line in lines] == [5, 10, 15, 20]
+    evaluated = [line for line in lines if "test_accuracy" in line]
+    assert [line["step"] for line in evaluated] == [10, 20]
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["diverged"] is False
+    assert summary["diverged_at_step"] is None
+    assert summary["steps"] == 20 and summary["wall_seconds"] > 0
+    assert summary["best_test_accuracy"] == max(line["test_accuracy"] for line in evaluated)
+    assert 0 < summary["min_train_loss"] <= min(line["loss"] for line in lines)
+
+    # Oracle for the reported accuracy: the checkpointed network, scored here with NumPy.
+    network = mupc.load_network(out / "checkpoint.npz")
+    data = load_run_data(RunConfig(dataset="synthetic"))
+    predictions = np.argmax(np.asarray(network(jnp.asarray(data.test_images))), -1)
+    accuracy = np.mean(predictions == np.argmax(data.test_labels, -1))
+    assert summary["test_accuracy"] == pytest.approx(accuracy)
+    assert summary["test_accuracy"] == evaluated[-1]["test_accuracy"]
+    assert int(np.load(out / "checkpoint.npz")["step"]) == 20
+
+
+def _arrays(path):
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files if name != "config"}
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
+    flags = ["--steps", "24", "--log-every", "5", "--checkpoint-every", "4", "--eval-every", "12"]
+    whole = tmp_path / "whole"
+    assert _train(*flags, "--out", str(whole)) == 0
+
+    # Kill the run while it fetches the 11th batch: the last checkpoint is at step 8 and
+    # metrics were logged up to step 10, past it.
+    original = _data.iterate_batches
+
+    def dying(*args, **kwargs):
+        for count, batch in enumerate(original(*args, **kwargs)):
+            if count == 10:
+                raise KeyboardInterrupt
+            yield batch
+
+    broken = tmp_path / "broken"
+    monkeypatch.setattr(_data, "iterate_batches", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _train(*flags, "--out", str(broken))
+    monkeypatch.setattr(_data, "iterate_batches", original)
+    assert int(np.load(broken / "checkpoint.npz")["step"]) == 8
+    assert not (broken / "summary.json").exists()
+
+    assert _train(*flags, "--out", str(broken), "--resume") == 0
+    expected, resumed = _arrays(whole / "checkpoint.npz"), _arrays(broken / "checkpoint.npz")
+    assert sorted(expected) == sorted(resumed)
+    for name in expected:
+        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+    def strip(lines):
+        return [{k: v for k, v in line.items() if k != "wall_seconds"} for line in lines]
+
+    assert strip(_lines(broken / "metrics.jsonl")) == strip(_lines(whole / "metrics.jsonl"))
+    a, b = (json.loads((p / "summary.json").read_text()) for p in (whole, broken))
+    for key in ("test_accuracy", "best_test_accuracy", "min_train_loss", "steps"):
+        assert a[key] == b[key], key
+
+
+def test_resume_extends_a_finished_run(tmp_path):
+    short, whole = tmp_path / "short", tmp_path / "whole"
+    assert _train("--steps", "6", "--out", str(short)) == 0
+    assert _train("--steps", "12", "--out", str(short), "--resume") == 0
+    assert _train("--steps", "12", "--out", str(whole)) == 0
+    for name, value in _arrays(whole / "checkpoint.npz").items():
+        np.testing.assert_array_equal(_arrays(short / "checkpoint.npz")[name], value)
+
+
+def test_diverging_run_is_recorded_with_its_step(tmp_path, capsys):
+    huge = ["--optimizer", "sgd", "--lr", "1e4", "--log-every", "3", "--steps", "30"]
+    assert _train(*huge, "--out", str(tmp_path / "bad")) == 0
+    assert "DIVERGED" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    assert summary["diverged"] is True and summary["status"] == "diverged"
+    assert summary["test_accuracy"] is None and summary["test_loss"] is None
+    step = summary["diverged_at_step"]
+    assert 2 < step < 30
+    last = _lines(tmp_path / "bad" / "metrics.jsonl")[-1]
+    assert last["step"] == step and last["diverged"] is True and last["loss"] is None
+    # Independent check of the step: stopping two steps earlier (before the update that made
+    # the step-`step` loss non-finite), every training and test loss is finite.
+    huge[-1] = str(step - 2)
+    assert _train(*huge, "--log-every", "1", "--out", str(tmp_path / "before")) == 0
+    before = json.loads((tmp_path / "before" / "summary.json").read_text())
+    assert before["diverged"] is False and 0 <= before["test_accuracy"] <= 1
+    # Resuming a diverged run does not train it again.
+    assert _train(*huge[:-1], "30", "--out", str(tmp_path / "bad"), "--resume") == 0
+    assert json.loads((tmp_path / "bad" / "summary.json").read_text()) == summary
+
+
+def test_float64_and_bp_flags(tmp_path):
+    assert _train("--steps", "3", "--method", "bp", "--float64", "--out", str(tmp_path)) == 0
+    with np.load(tmp_path / "checkpoint.npz") as data:
+        assert data["network/input_weights"].dtype == np.float64
+    assert not jax.config.jax_enable_x64  # restored for the rest of the process
+
+
+def test_bad_options_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--activation", "sigmoid"])
+    assert "invalid choice: 'sigmoid'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--activity-lr", "0.1", "--activity-lr-batch-mean", "0.5"])
+    assert main(["train", *TINY, "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert _train("--steps", "2", "--out", str(tmp_path)) == 0
+    assert _train("--steps", "2", "--out", str(tmp_path)) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert _train("--steps", "4", "-N", "32", "--out", str(tmp_path), "--resume") == 2
+    assert "width: stored 16 vs requested 32" in capsys.readouterr().err
+
+
+def test_run_config_validates_fields():
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        RunConfig(method="hebbian")
+    with pytest.raises(ValueError, match="`lr` must be a positive number, got -1"):
+        RunConfig(lr=-1)
+    with pytest.raises(ValueError, match="Unknown activation"):
+        RunConfig(activation="swish")
