@@ -174,6 +174,17 @@ class ParallelTrainer(eqx.Module):
         """The size of the ``"layers"`` axis."""
         return self.mesh.shape[LAYERS]
 
+    def check_sizes(self, *, batch_size: int | None = None, depth: int | None = None) -> None:
+        """Check a batch size and a depth H against the mesh before training.
+
+        **Raises:** `ValueError` if the batch size is not divisible by the data devices, or H
+        by the layer devices.
+        """
+        if batch_size is not None:
+            self._check_batch_size(batch_size)
+        if depth is not None and self.layer_devices > 1:
+            self._check_depth(depth)
+
     def _check_depth(self, depth: int) -> None:
         k = self.layer_devices
         if depth % k != 0:

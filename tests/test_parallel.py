@@ -150,7 +150,72 @@ def _worker() -> dict:
         except ValueError as error:
             errors[name] = str(error)
     results["errors"] = errors
+    results["cli"] = _cli_worker()
     return results
+
+
+def _cli_worker() -> dict:
+    """`mupc train --devices K --parallel ...` against `mupc train` on one device."""
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from mupc._cli import main
+
+    tiny = ["train", "--dataset", "synthetic", "-H", "4", "-N", "16", "--optimizer", "sgd"]
+    tiny += ["--eval-every", "3", "--checkpoint-every", "3", "--quiet"]
+    root = Path(tempfile.mkdtemp())
+
+    def train(name, *flags):
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main([*tiny, "--out", str(root / name), *flags])
+        return code, stderr.getvalue()
+
+    def arrays(name):
+        with np.load(root / name / "checkpoint.npz") as data:
+            return {k: data[k] for k in data.files if data[k].dtype.kind == "f"}
+
+    def summary(name):
+        import json
+
+        return json.loads((root / name / "summary.json").read_text())
+
+    found = {"codes": {}}
+    found["codes"]["single"] = train("single", "--steps", "6")
+    found["codes"]["layers"] = train(
+        "layers", "--steps", "6", "--devices", "4", "--parallel", "layers"
+    )
+    found["codes"]["both"] = train("both", "--steps", "6", "--devices", "4", "--parallel", "both")
+    # Resume on another mesh: 3 steps data-parallel on 2 devices, then to 6 layer-parallel.
+    found["codes"]["resume-1"] = train("resumed", "--steps", "3", "--devices", "2")
+    found["codes"]["resume-2"] = train(
+        "resumed", "--steps", "6", "--devices", "4", "--parallel", "layers", "--resume"
+    )
+    reference = arrays("single")
+    found["scale"] = float(max(np.abs(v).max() for v in reference.values()))
+    found["differences"], found["accuracy"] = {}, {}
+    for name in ("layers", "both", "resumed"):
+        other = arrays(name)
+        assert sorted(other) == sorted(reference)
+        found["differences"][name] = float(
+            max(np.abs(other[k] - reference[k]).max() for k in reference)
+        )
+        found["accuracy"][name] = [
+            summary(name)["test_accuracy"],
+            summary("single")["test_accuracy"],
+        ]
+    found["errors"] = {
+        "batch": train("e1", "--steps", "1", "--devices", "4", "--batch-size", "6"),
+        "depth": train("e2", "--steps", "1", "--devices", "4", "--parallel", "layers", "-H", "6"),
+        "bp": train(
+            "e3", "--steps", "1", "--devices", "2", "--parallel", "layers", "--method", "bp"
+        ),
+    }
+    return found
 
 
 # --------------------------------------------------------------------------- tests
@@ -223,6 +288,40 @@ def test_layer_parallel_inference_sends_only_boundary_activities(results, mode):
 def test_errors(results, case, message):
     assert results["errors"][case] is not None, f"{case} raised nothing"
     assert re.search(message, results["errors"][case])
+
+
+@pytest.mark.parametrize("case", ["single", "layers", "both", "resume-1", "resume-2"])
+def test_cli_runs(results, case):
+    assert results["cli"]["codes"][case] == [0, ""]
+
+
+@pytest.mark.parametrize("case", ["layers", "both", "resumed"])
+def test_cli_parallel_run_equals_single_device_run(results, case):
+    cli = results["cli"]
+    assert cli["differences"][case] < 1e-5 * max(1.0, cli["scale"])
+    ours, single = cli["accuracy"][case]
+    assert ours == pytest.approx(single, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("batch", r"batch size divisible by 4, got batch=6"),
+        ("depth", r"depth H divisible by 4, got H=6"),
+        ("bp", r"Layer parallelism is for predictive coding only"),
+    ],
+)
+def test_cli_errors(results, case, message):
+    code, stderr = results["cli"]["errors"][case]
+    assert code == 2 and re.search(r"mupc train: error: .*" + message, stderr)
+
+
+def test_cli_too_many_devices_in_process(tmp_path, capsys):
+    from mupc._cli import main
+
+    flags = ["train", "--dataset", "synthetic", "-H", "2", "-N", "8", "--steps", "1", "--quiet"]
+    assert main([*flags, "--devices", "2", "--parallel", "layers"]) == 2
+    assert re.search(r"Asked for 2 devices but only 1 CPU", capsys.readouterr().err)
 
 
 def test_too_many_devices_in_process():
