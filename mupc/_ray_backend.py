@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
+class RayMissingError(ImportError, ValueError):
+    """Ray is not installed (a `ValueError` too, so the CLI reports it as a usage error)."""
+
+
 def _import_ray():
     try:
         import ray
     except ImportError as error:
-        raise ImportError(
+        raise RayMissingError(
             "The Ray sweep backend needs Ray, which is not installed: run "
             "`pip install 'mupc[ray]'` (or `pip install 'ray>=2.9,<3'`), or use the default "
             "`--backend local`."
@@ -37,6 +41,7 @@ def run_on_ray(
     finished: Callable[[Any, dict | None, str | None], None],
     *,
     address: str | None = None,
+    num_cpus: int | None = None,
     worker_env: dict[str, str] | None = None,
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
@@ -52,10 +57,12 @@ def run_on_ray(
     - `finished`: called with the summary, or with `None` and the traceback text on failure.
     - `address`: `None` for a fresh local Ray instance, else a cluster address
       (`"HOST:PORT"`, `"ray://HOST:PORT"` or `"auto"`).
+    - `num_cpus`: CPUs of a local instance (None: all); ignored with an `address`.
     - `worker_env`: environment variables for the task processes (e.g. one XLA thread each).
     - `cpus_per_run`, `gpus_per_run`: resources Ray reserves for each task.
 
-    **Raises:** `ImportError` with the install command when Ray is missing; whatever
+    **Raises:** `RayMissingError` (an `ImportError`) with the install command when Ray is
+    missing; whatever
     `ray.init` raises for an unreachable address.
     """
     ray = _import_ray()
@@ -66,6 +73,7 @@ def run_on_ray(
         env.update(worker_env or {})
         ray.init(
             address=address,
+            num_cpus=num_cpus if address is None else None,
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={"env_vars": env} if env else None,
