@@ -10,6 +10,8 @@ activities for T = H steps (published activity step 0.5 at batch 64), Adam on th
 synthetic MNIST-shaped data. With one device it reports the plain `PCTrainer` step with and
 without `skip_inactive` (layer sharding always computes every layer); with K devices it
 reports `ParallelTrainer` for "data" (K × 1 mesh), "layers" (1 × K) and, for K ≥ 4, "both".
+`cpu_s` is the process's CPU time per step (all threads): `cpu_s / step_s` is the number of
+cores the step kept busy, which stays meaningful on a machine shared with other jobs.
 """
 
 import argparse
@@ -40,13 +42,14 @@ def _child(devices: int, depths: list[int], width: int, batch: int, repeats: int
         state, metrics = runner.step(state, inputs, targets)  # compile + first step
         jax.block_until_ready(metrics.loss)
         compile_s = time.perf_counter() - start
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             state, metrics = runner.step(state, inputs, targets)
             jax.block_until_ready((state, metrics.loss))
             times.append(time.perf_counter() - start)
-        return statistics.median(times), compile_s
+            cpu.append(time.process_time() - start_cpu)
+        return statistics.median(times), statistics.median(cpu), compile_s
 
     for depth in depths:
         config = mupc.NetworkConfig(784, width, depth, 10, "relu", "mupc")
@@ -66,7 +69,7 @@ def _child(devices: int, depths: list[int], width: int, batch: int, repeats: int
             ]
         for mode, skip, runner in runs:
             mesh = None if mode == "single" else dict(runner.mesh.shape)
-            step_s, compile_s = measure(runner, network)
+            step_s, cpu_s, compile_s = measure(runner, network)
             record = {
                 "benchmark": "parallel_pc_step",
                 "mode": mode,
@@ -78,6 +81,7 @@ def _child(devices: int, depths: list[int], width: int, batch: int, repeats: int
                 "batch": batch,
                 "step_s": round(step_s, 4),
                 "steps_per_s": round(1 / step_s, 3),
+                "cpu_s": round(cpu_s, 4),  # CPU time of this process per step (all threads)
                 "compile_s": round(compile_s, 2),
                 "backend": jax.default_backend(),
                 "cpu_count": os.cpu_count(),
