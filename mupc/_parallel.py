@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ._activity_init import FeedforwardInit
+from ._activity_init import FeedforwardInit, NormalInit
 from ._custom_types import Inputs, Targets
 from ._inference import DiscreteInference
 from ._network import ResNet
@@ -156,6 +156,12 @@ class ParallelTrainer(eqx.Module):
                 raise ValueError(
                     f"Layer parallelism is for predictive coding only, got "
                     f"{type(self.trainer).__name__}; use parallel='data' for backprop."
+                )
+            init = self.trainer.activity_init
+            if not isinstance(init, FeedforwardInit | NormalInit):
+                raise ValueError(
+                    "Layer parallelism supports the activity initialisations FeedforwardInit and "
+                    f"NormalInit, got {type(init).__name__}; use parallel='data' for others."
                 )
             inference = self.trainer.inference
             if not isinstance(inference, DiscreteInference) or inference.tolerance is not None:
