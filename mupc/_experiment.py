@@ -32,7 +32,11 @@ WEIGHT_OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
 ACTIVITY_OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("mse", "cross-entropy")
 # Fields that may change when a run is resumed (they do not change the trajectory).
-_RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "log_every", "checkpoint_every", "data_dir")
+PARALLEL_MODES = ("data", "layers", "both")
+_RESUMABLE_CHANGES = (
+    "steps", "epochs", "eval_every", "log_every", "checkpoint_every", "data_dir", "devices",
+    "parallel",
+)  # fmt: skip
 # Size of the `synthetic` dataset (for smoke tests; not a benchmark).
 _SYNTHETIC = {"n_train": 1024, "n_test": 256, "input_dim": 64, "num_classes": 10}
 
@@ -70,6 +74,9 @@ class RunConfig:
     - `float64`: train in double precision.
     - `eval_every`, `log_every`, `checkpoint_every`: intervals in steps.
     - `loss`: `"mse"` or `"cross-entropy"`.
+    - `devices`, `parallel`: train on K devices with `mupc.ParallelTrainer`, splitting the
+      batch (`"data"`), the hidden layers (`"layers"`, PC only) or both (`"both"`); K = 1 is
+      ordinary single-device training. A run may resume on a different K.
 
     **Raises:** `ValueError` naming the field, the bad value and what is allowed.
     """
@@ -96,12 +103,16 @@ class RunConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     loss: str = "mse"
+    devices: int = 1
+    parallel: str = "data"
 
     def __post_init__(self):
         _check_choice("method", self.method, METHODS)
         _check_choice("optimizer", self.optimizer, WEIGHT_OPTIMIZERS)
         _check_choice("activity_optimizer", self.activity_optimizer, ACTIVITY_OPTIMIZERS)
         _check_choice("loss", self.loss, LOSSES)
+        _check_choice("parallel", self.parallel, PARALLEL_MODES)
+        _check_positive("devices", self.devices)
         for name in ("depth", "width", "batch_size", "eval_every", "log_every"):
             _check_positive(name, getattr(self, name))
         _check_positive("checkpoint_every", self.checkpoint_every)
@@ -239,6 +250,20 @@ def _trainer(method, optimizer, lr, activity_optimizer, activity_lr, inference_s
         _activity_optimizer(activity_optimizer, activity_lr), inference_steps
     )
     return PCTrainer(optimiser=optimiser, inference=inference, loss=resolve_loss(loss))
+
+
+def _placement(trainer, config: RunConfig):
+    """`(stepper, plain)`: what runs the steps (the trainer, or a `ParallelTrainer` over
+    `config.devices` devices) and how to get an ordinary `TrainState` back for evaluation and
+    checkpoints. Raises `ValueError` (K too large, or not dividing the batch or the depth)
+    before any data is touched."""
+    if config.devices == 1:
+        return trainer, lambda state: state
+    from ._parallel import ParallelTrainer, device_mesh
+
+    parallel = ParallelTrainer(trainer, device_mesh(config.devices, config.parallel))
+    parallel.check_sizes(batch_size=config.batch_size, depth=config.depth)
+    return parallel, parallel.unshard
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -401,6 +426,7 @@ def _run(config, out, resume, progress, provenance, dataset):
     )
     trainer = build_trainer(config)
     loss_fn = resolve_loss(config.loss)
+    stepper, plain = _placement(trainer, config)
     state = trainer.init(network, train_key)
     tracker = _Tracker()
     if checkpoint is not None and resume and checkpoint.exists():
@@ -409,6 +435,7 @@ def _run(config, out, resume, progress, provenance, dataset):
         _truncate_metrics(metrics_path, int(state.step))
     elif metrics_path is not None and metrics_path.exists():
         metrics_path.unlink()  # a run killed before its first checkpoint starts over
+    state = stepper.shard(state) if stepper is not trainer else state
     start = int(state.step)
     if start > total:
         raise ValueError(
@@ -425,7 +452,7 @@ def _run(config, out, resume, progress, provenance, dataset):
         return tracker.wall_seconds + (time.perf_counter() - started)
 
     def do_eval(step: int) -> dict:
-        result = evaluate(state.network, test_x, test_y, loss=loss_fn)
+        result = evaluate(plain(state).network, test_x, test_y, loss=loss_fn)
         record = {"step": step, "test_loss": _finite_or_none(result.loss)}
         record["test_accuracy"] = result.accuracy if record["test_loss"] is not None else None
         return record
@@ -448,7 +475,7 @@ def _run(config, out, resume, progress, provenance, dataset):
                 ))  # fmt: skip
                 batches_epoch = epoch
             inputs, targets = next(batches)
-            state, metrics = trainer.step(state, inputs, targets)
+            state, metrics = stepper.step(state, inputs, targets)
             pending.append(metrics)
             done = step + 1
             evaluate_now = done % config.eval_every == 0 or done == total
@@ -507,7 +534,7 @@ def _run(config, out, resume, progress, provenance, dataset):
             if save_now and checkpoint is not None:
                 save_checkpoint(
                     checkpoint,
-                    state,
+                    plain(state),
                     metadata={"run": config.to_dict(), "tracker": tracker.to_dict(wall())},
                 )
     finally:

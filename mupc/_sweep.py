@@ -44,6 +44,7 @@ SUMMARY_COLUMNS = (
     "wall_seconds",
     "seconds_per_step",
 )
+BACKENDS = ("local", "ray")
 # Each worker process runs XLA on one thread, pinned to one core: W workers use W cores.
 WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
@@ -170,6 +171,8 @@ def run_sweep(
     workers: int | None = None,
     argv: list[str] | None = None,
     log=print,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished run of `runs` into `out/runs/<run-id>/`; return the result rows.
 
@@ -181,6 +184,10 @@ def run_sweep(
     - `workers`: processes to use (default: the cores available); 1 runs in this process.
     - `argv`: the command line to record (default `sys.argv`).
     - `log`: where progress lines go.
+    - `backend`: `"local"` (a process pool, the default) or `"ray"`: every run is a Ray task
+      (`pip install 'mupc[ray]'`), with the same resume and atomic-result guarantees.
+    - `address`: with `backend="ray"`, an existing cluster (`"HOST:PORT"` or `"auto"`); None
+      starts a local Ray instance with `workers` CPUs.
 
     **Raises:** `ValueError` for duplicate run ids or `workers` < 1; `RuntimeError` naming the
     failed runs if any raised (the others are kept; rerun the command to retry).
@@ -190,6 +197,14 @@ def run_sweep(
     if len(set(ids)) != len(ids):
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"Run ids must be unique; repeated: {repeated}.")
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
+    if address is not None and backend != "ray":
+        raise ValueError(f"An `address` ({address!r}) needs backend='ray' (--backend ray).")
+    if backend == "ray":
+        from ._ray_backend import _import_ray
+
+        _import_ray()  # fail before any run starts when Ray is missing
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be a positive integer, got {workers!r}.")
@@ -197,9 +212,13 @@ def run_sweep(
     _record_invocation(out, kind, runs, argv)
     todo = [run for run in runs if read_summary(out, run) is None]
     done = len(runs) - len(todo)
+    where = (
+        f"as Ray tasks on {address or 'a local Ray instance'}"
+        if backend == "ray"
+        else f"on {min(workers, max(1, len(todo)))} worker(s)"
+    )
     log(
-        f"{len(runs)} runs: {done} already finished, running {len(todo)} "
-        f"on {min(workers, max(1, len(todo)))} worker(s); results in {out}/"
+        f"{len(runs)} runs: {done} already finished, running {len(todo)} {where}; results in {out}/"
     )
     failures = {}
     started = time.perf_counter()
@@ -216,7 +235,21 @@ def run_sweep(
             log(f"[{done}/{len(runs)}] {_describe(run, summary)}")
         write_results(out, runs)
 
-    if workers == 1 or len(todo) <= 1:
+    if backend == "ray" and not todo:
+        pass  # nothing to run: do not start Ray
+    elif backend == "ray":
+        from ._ray_backend import run_on_ray
+
+        run_on_ray(
+            todo,
+            out,
+            _execute,
+            finished,
+            address=address,
+            num_cpus=workers if address is None else None,
+            worker_env={"XLA_FLAGS": WORKER_XLA_FLAGS, "OMP_NUM_THREADS": "1"},
+        )
+    elif workers == 1 or len(todo) <= 1:
         for run in todo:
             try:
                 summary = _execute(run.config.to_dict(), str(out / "runs" / run.run_id))

@@ -20,6 +20,17 @@ def _common(parser, presets: tuple[str, ...]) -> None:
         type=_positive_int,
         help="parallel processes, one run each (default: number of cores)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool (default); ray: one Ray task per run (pip install 'mupc[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        help="with --backend ray: an existing Ray cluster, HOST:PORT or 'auto' (default: start "
+        "a local Ray instance); the --out folder must be shared by every node",
+    )
     parser.add_argument("--dataset", choices=DATASETS, help="override the preset's dataset")
     parser.add_argument("--data-dir", help="where dataset files are looked for")
     parser.add_argument("--seeds", type=_positive_int, help="number of seeds (0, 1, ...)")
@@ -42,6 +53,10 @@ def _overrides(args, preset):
     return dataclasses.replace(preset, **changes)
 
 
+def _backend(args) -> dict:
+    return {"backend": args.backend, "address": args.address}
+
+
 def _check_preset(name: str, presets: dict) -> None:
     if name not in presets:
         raise ValueError(f"Unknown --preset {name!r}: expected one of {sorted(presets)}.")
@@ -62,7 +77,9 @@ def _run_depth(args) -> int:
     out = Path(args.out or f"runs/depth-{args.preset}")
     runs = depth_runs(preset, data_dir=args.data_dir)
     try:
-        rows = run_sweep(runs, out, kind="depth", workers=args.workers, argv=sys.argv)
+        rows = run_sweep(
+            runs, out, kind="depth", workers=args.workers, argv=sys.argv, **_backend(args)
+        )
     except RuntimeError as error:
         print(f"mupc sweep depth: {error}", file=sys.stderr)
         return 1
@@ -119,7 +136,9 @@ def _run_transfer(args) -> int:
         preset, parameterisation=args.param, activation=args.activation, data_dir=args.data_dir
     )
     try:
-        rows = run_sweep(runs, out, kind="transfer", workers=args.workers, argv=sys.argv)
+        rows = run_sweep(
+            runs, out, kind="transfer", workers=args.workers, argv=sys.argv, **_backend(args)
+        )
     except RuntimeError as error:
         print(f"mupc sweep transfer: {error}", file=sys.stderr)
         return 1

@@ -152,6 +152,8 @@ def config_from_args(args: argparse.Namespace):
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         loss=args.loss,
+        devices=getattr(args, "devices", 1),
+        parallel=getattr(args, "parallel", "data"),
     )
 
 
@@ -182,6 +184,21 @@ def register(subparsers) -> None:
         "Example: mupc train --dataset mnist --depth 128 --width 128 --out runs/h128",
     )
     add_network_arguments(parser)
+    scale = parser.add_argument_group("devices")
+    scale.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=1,
+        help="train on K devices (default 1); on CPU simulate K with "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=K",
+    )
+    scale.add_argument(
+        "--parallel",
+        choices=("data", "layers", "both"),
+        default="data",
+        help="split the batch (data), the hidden layers (layers, PC only) or both over the "
+        "K devices (default data); see docs/parallel.md",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--out", help="folder for config.json, metrics.jsonl, checkpoints and "
                         "summary.json")  # fmt: skip
