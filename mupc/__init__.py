@@ -43,6 +43,7 @@ from ._inference import (
 from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
 from ._network import NetworkConfig as NetworkConfig, ResNet as ResNet
 from ._optimisers import make_optimiser as make_optimiser
+from ._parallel import ParallelTrainer as ParallelTrainer, device_mesh as device_mesh
 from ._parameterisation import (
     Multipliers as Multipliers,
     MuPC as MuPC,

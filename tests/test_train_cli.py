@@ -130,10 +130,15 @@ def test_diverging_run_is_recorded_with_its_step(tmp_path, capsys):
 
 
 def test_float64_and_bp_flags(tmp_path):
-    assert _train("--steps", "3", "--method", "bp", "--float64", "--out", str(tmp_path)) == 0
-    with np.load(tmp_path / "checkpoint.npz") as data:
-        assert data["network/input_weights"].dtype == np.float64
-    assert not jax.config.jax_enable_x64  # restored for the rest of the process
+    x64_before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        assert _train("--steps", "3", "--method", "bp", "--float64", "--out", str(tmp_path)) == 0
+        with np.load(tmp_path / "checkpoint.npz") as data:
+            assert data["network/input_weights"].dtype == np.float64
+        assert not jax.config.jax_enable_x64  # restored for the rest of the process
+    finally:
+        jax.config.update("jax_enable_x64", x64_before)
 
 
 def test_bad_options_are_refused(tmp_path, capsys):
