@@ -7,9 +7,16 @@ Prints one JSON object per line. The step is ReLU, μPC, GD on activities for T 
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
+
+if __name__ == "__main__" and "--devices" in sys.argv:
+    # Host devices must be requested before JAX starts: one per CPU core used.
+    count = sys.argv[sys.argv.index("--devices") + 1]
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count}"
 
 import jax
 import jax.numpy as jnp
@@ -46,13 +53,15 @@ def _inference_flops(depth: int, width: int, batch: int, steps: int, skip: bool)
     return inference + feedforward + weight_grad + io
 
 
-def bench_step(depth: int, width: int, batch: int, repeats: int) -> dict:
+def bench_step(depth: int, width: int, batch: int, repeats: int, devices: int) -> dict:
     config = mupc.NetworkConfig(784, width, depth, 10, "relu", "mupc")
     network = mupc.ResNet(config, key=jax.random.key(0))
     trainer = mupc.PCTrainer(
         optimiser=optax.adam(0.1),
         inference=mupc.DiscreteInference.gradient_descent(0.5 / batch),
     )
+    if devices > 1:  # data parallel: the batch split over `devices` host devices (cores)
+        trainer = mupc.ParallelTrainer(trainer, mupc.device_mesh(devices, "data"))
     state = trainer.init(network, jax.random.key(1))
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(batch, 784)).astype(np.float32)
@@ -99,10 +108,13 @@ def main():
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--devices", type=int, default=1, help="data-parallel over this many CPU host devices"
+    )
     args = parser.parse_args()
     matmul_gflops = bench_matmul(126, args.width, args.batch, 50)
     for depth in args.depths:
-        result = bench_step(depth, args.width, args.batch, args.repeats)
+        result = bench_step(depth, args.width, args.batch, args.repeats, args.devices)
         result["matmul_gflops"] = round(matmul_gflops, 1)
         result["devices"] = jax.device_count()
         result["machine"] = f"{platform.processor() or platform.machine()}, {jax.devices()[0]}"

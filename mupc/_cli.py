@@ -6,6 +6,7 @@ Each command lives in its own module under `mupc._commands` and exposes
 
 import argparse
 import importlib
+import os
 import sys
 
 # One line per command module; each module defines `register(subparsers)`.
@@ -27,9 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _simulate_cpu_devices(count: int) -> None:
+    """Let `--devices K` use K CPU cores: ask XLA for K host devices, unless the user chose a
+    number already. Effective only before JAX starts its backends (a fresh `mupc` process);
+    GPU and TPU backends are unaffected."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if count > 1 and "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mupc` executable."""
     args = build_parser().parse_args(argv)
+    _simulate_cpu_devices(getattr(args, "devices", 1) or 1)
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError) as error:

@@ -197,7 +197,7 @@ def register(subparsers) -> None:
         choices=("data", "layers", "both"),
         default="data",
         help="split the batch (data), the hidden layers (layers, PC only) or both over the "
-        "K devices (default data); see docs/parallel.md",
+        "K devices (default data); see the README, Parallel training",
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", help="folder for config.json, metrics.jsonl, checkpoints and "
