@@ -13,7 +13,6 @@ Writes are atomic: a temporary file in the same folder, then `os.replace`.
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._atomic import atomic_open
 from ._network import NetworkConfig, ResNet
 from ._training import TrainState
 
@@ -69,17 +69,8 @@ def save_checkpoint(path: str | os.PathLike, state: TrainState, metadata: dict |
     }
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     arrays["config"] = np.array(json.dumps(config))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _open(path: Path):

@@ -20,15 +20,17 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from ._atomic import write_json_atomic, write_text_atomic
+from ._optimisers import OPTIMISERS, make_optimiser
+
 METHODS = ("pc", "bp")
-WEIGHT_OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
+WEIGHT_OPTIMIZERS = tuple(OPTIMISERS)
 ACTIVITY_OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("mse", "cross-entropy")
 # Fields that may change when a run is resumed (they do not change the trajectory).
@@ -196,30 +198,6 @@ def load_run_data(config: RunConfig):
     return load_dataset(config.dataset, data_dir=config.data_dir, seed=0, flatten=True)
 
 
-def _weight_optimizer(name: str, lr: float):
-    import optax
-
-    optimizers = {
-        "adam": lambda: optax.adam(lr),
-        "adamw": lambda: optax.adamw(lr),
-        "sgd": lambda: optax.sgd(lr),
-        "momentum": lambda: optax.sgd(lr, momentum=0.9),
-        "rmsprop": lambda: optax.rmsprop(lr),
-    }
-    return optimizers[name]()
-
-
-def _activity_optimizer(name: str, lr: float):
-    import optax
-
-    optimizers = {
-        "sgd": lambda: optax.sgd(lr),
-        "momentum": lambda: optax.sgd(lr, momentum=0.9),
-        "adam": lambda: optax.adam(lr),
-    }
-    return optimizers[name]()
-
-
 def build_trainer(config: RunConfig):
     """The `PCTrainer` or `BPTrainer` that `config` describes.
 
@@ -243,12 +221,10 @@ def _trainer(method, optimizer, lr, activity_optimizer, activity_lr, inference_s
     from ._loss import resolve_loss
     from ._training import BPTrainer, PCTrainer
 
-    optimiser = _weight_optimizer(optimizer, lr)
+    optimiser = make_optimiser(optimizer, lr)
     if method == "bp":
         return BPTrainer(optimiser=optimiser, loss=resolve_loss(loss))
-    inference = DiscreteInference(
-        _activity_optimizer(activity_optimizer, activity_lr), inference_steps
-    )
+    inference = DiscreteInference(make_optimiser(activity_optimizer, activity_lr), inference_steps)
     return PCTrainer(optimiser=optimiser, inference=inference, loss=resolve_loss(loss))
 
 
@@ -264,23 +240,6 @@ def _placement(trainer, config: RunConfig):
     parallel = ParallelTrainer(trainer, device_mesh(config.devices, config.parallel))
     parallel.check_sizes(batch_size=config.batch_size, depth=config.depth)
     return parallel, parallel.unshard
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `data` as JSON to `path` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _finite_or_none(value) -> float | None:
@@ -321,10 +280,7 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
             continue
         if record.get("step", 0) <= last_step:
             kept.append(line)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def _check_same_run(stored: dict, config: RunConfig, out: Path) -> None:

@@ -21,13 +21,13 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from ._experiment import RunConfig, run_experiment, write_json_atomic
+from ._atomic import write_json_atomic, write_text_atomic
+from ._experiment import RunConfig, run_experiment
 
 # Summary fields copied into results.csv, after the run's labels.
 SUMMARY_COLUMNS = (
@@ -59,19 +59,6 @@ class SweepRun:
     labels: dict[str, Any]
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_summary(out: Path, run: SweepRun) -> dict | None:
     """The run's summary, or None if it has not finished."""
     path = Path(out) / "runs" / run.run_id / "summary.json"
@@ -101,7 +88,7 @@ def write_results(out: Path, runs: list[SweepRun]) -> list[dict[str, Any]]:
     writer.writeheader()
     for row in rows:
         writer.writerow({key: "" if value is None else value for key, value in row.items()})
-    _write_text_atomic(Path(out) / "results.csv", buffer.getvalue())
+    write_text_atomic(Path(out) / "results.csv", buffer.getvalue())
     return rows
 
 

@@ -14,10 +14,10 @@ a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$.
 import argparse
 import csv
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
+
+from .._atomic import atomic_open
 
 _PARAMS = ("sp", "mupc", "ntp")
 
@@ -25,36 +25,20 @@ _PARAMS = ("sp", "mupc", "ntp")
 # ----------------------------------------------------------------------------- helpers
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then `os.replace` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     """Write `rows` (dicts) with a header of `columns`, atomically."""
 
-    def write(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    _write_atomic(path, write)
+    with atomic_open(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _save_figure(figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    _write_atomic(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, dpi=90, format="png")
     plt.close(figure)
 
 
