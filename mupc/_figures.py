@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_open
+
 _COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "BP": "tab:gray"}
 
 
@@ -84,7 +86,8 @@ def depth_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "") 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
     plt.close(fig)
     return path
 
@@ -145,7 +148,7 @@ def transfer_figure(
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
     fig, axes = plt.subplots(
-        1, len(sizes), figsize=(2.6 * len(sizes) + 1.2, 3.2), dpi=110, squeeze=False
+        1, len(sizes), figsize=(2.9 * len(sizes) + 1.4, 3.2), dpi=110, squeeze=False
     )
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     image = None
@@ -163,7 +166,8 @@ def transfer_figure(
         activity_labels = [f"{a:g}" for a in grid["activity_lrs"]]
         weight_labels = [f"{w:g}" for w in grid["weight_lrs"]]
         ax.set_xticks(range(len(activity_labels)), activity_labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(weight_labels)), weight_labels, fontsize=7)
+        ax.set_yticks(range(len(weight_labels)), weight_labels if ax is axes[0][0] else [],
+                      fontsize=7)  # fmt: skip
         ax.set_xlabel("activity lr (batch-mean)", fontsize=8)
     axes[0][0].set_ylabel("weight lr", fontsize=8)
     colorbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9)
@@ -171,7 +175,8 @@ def transfer_figure(
     if title:
         fig.suptitle(title, fontsize=9, y=1.03)
     path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", bbox_inches="tight")
     plt.close(fig)
     return path
 
