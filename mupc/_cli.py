@@ -38,9 +38,8 @@ def _simulate_cpu_devices(count: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `mupc` executable."""
+    """Run the `mupc` command line on `argv` (default: `sys.argv[1:]`) in this process."""
     args = build_parser().parse_args(argv)
-    _simulate_cpu_devices(getattr(args, "devices", 1) or 1)
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError) as error:
@@ -48,5 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def console_main() -> int:
+    """Entry point of the `mupc` executable: a fresh process, so `--devices K` can still ask
+    XLA for K CPU host devices before JAX starts."""
+    args, _ = build_parser().parse_known_args()
+    _simulate_cpu_devices(getattr(args, "devices", 1) or 1)
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -283,7 +283,7 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
-def _check_same_run(stored: dict, config: RunConfig, out: Path) -> None:
+def check_same_run(stored: dict, config: RunConfig, out: Path) -> None:
     current = config.to_dict()
     diffs = [
         f"{key}: stored {stored.get(key)!r} vs requested {current.get(key)!r}"
@@ -348,7 +348,6 @@ def _run(config, out, resume, progress, provenance, dataset):
     from ._commands.info import versions
     from ._data import iterate_batches
     from ._evaluation import evaluate
-    from ._loss import resolve_loss
     from ._network import ResNet
 
     started = time.perf_counter()
@@ -361,7 +360,7 @@ def _run(config, out, resume, progress, provenance, dataset):
             "--out folder."
         )
     if out is not None and (out / "config.json").exists():
-        _check_same_run(json.loads((out / "config.json").read_text())["run"], config, out)
+        check_same_run(json.loads((out / "config.json").read_text())["run"], config, out)
 
     data = dataset if dataset is not None else load_run_data(config)
     train_x, train_y = data.train_images, data.train_labels
@@ -381,7 +380,7 @@ def _run(config, out, resume, progress, provenance, dataset):
         config.network_config(train_x.shape[1], train_y.shape[1]), key=network_key, dtype=dtype
     )
     trainer = build_trainer(config)
-    loss_fn = resolve_loss(config.loss)
+    loss_fn = trainer.loss
     stepper, plain = _placement(trainer, config)
     state = trainer.init(network, train_key)
     tracker = _Tracker()
@@ -413,7 +412,7 @@ def _run(config, out, resume, progress, provenance, dataset):
         record["test_accuracy"] = result.accuracy if record["test_loss"] is not None else None
         return record
 
-    diverged_at = None
+    diverged_at, diverged_on = None, None
     pending = []  # device-side metrics since the last flush: no host sync on every step
     bar = tqdm(
         total=total, initial=start, disable=not progress, unit="step", file=sys.stderr,
@@ -443,7 +442,7 @@ def _run(config, out, resume, progress, provenance, dataset):
             losses = np.array([float(m.loss) for m in host])
             bad = np.flatnonzero(~np.isfinite(losses))
             if bad.size:
-                diverged_at = first + int(bad[0])
+                diverged_at, diverged_on = first + int(bad[0]), "training"
                 losses = losses[: bad[0]]
             if losses.size:
                 tracker.last_train_loss = float(losses[-1])
@@ -464,7 +463,7 @@ def _run(config, out, resume, progress, provenance, dataset):
             if diverged_at is None and evaluate_now:
                 evaluation = do_eval(done)
                 if evaluation["test_loss"] is None:
-                    diverged_at = done
+                    diverged_at, diverged_on = done, "test"
                 else:
                     tracker.last_eval = evaluation
                     accuracy = evaluation["test_accuracy"]
@@ -509,10 +508,11 @@ def _run(config, out, resume, progress, provenance, dataset):
         "final_train_loss": None if diverged_at is not None else tracker.last_train_loss,
         "diverged": diverged_at is not None,
         "diverged_at_step": diverged_at,
+        "diverged_on": diverged_on,
         "steps": steps_done if diverged_at is not None else total,
         "epochs": round(steps_done / per_epoch, 4),
         "wall_seconds": round(seconds, 3),
-        "seconds_per_step": round(seconds / max(1, steps_done - start), 5)
+        "seconds_per_step": round((time.perf_counter() - started) / (steps_done - start), 5)
         if steps_done > start
         else None,
         "dataset": data.name,
@@ -529,7 +529,8 @@ def describe(summary: dict[str, Any]) -> str:
     """One line saying how a run ended."""
     if summary["diverged"]:
         return (
-            f"DIVERGED: training loss became non-finite at step {summary['diverged_at_step']}; "
+            f"DIVERGED: {summary.get('diverged_on') or 'training'} loss became non-finite at "
+            f"step {summary['diverged_at_step']}; "
             "no test accuracy recorded."
         )
     return (

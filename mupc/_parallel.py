@@ -31,6 +31,7 @@ from ._activity_init import FeedforwardInit, NormalInit
 from ._custom_types import Inputs, Targets
 from ._inference import DiscreteInference
 from ._network import ResNet
+from ._optimisers import optax_update
 from ._training import PCTrainer, StepMetrics, Trainer, TrainState, _apply, _trainable
 from ._validation import check_batch
 
@@ -390,7 +391,7 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         def iteration(_, carry):
             z, opt_state = carry
             grad = jax.grad(lambda z: jnp.sum(local_energy(net, z, first)))(z)
-            updates, opt_state = optimiser.update(grad, opt_state, z)
+            updates, opt_state = optax_update(optimiser, grad, opt_state, z)
             return optax.apply_updates(z, updates), opt_state
 
         z, _ = jax.lax.fori_loop(0, steps, iteration, (z, optimiser.init(z)))

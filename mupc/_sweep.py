@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import write_json_atomic, write_text_atomic
-from ._experiment import RunConfig, run_experiment
+from ._experiment import RunConfig, check_same_run, run_experiment
 
 # Summary fields copied into results.csv, after the run's labels.
 SUMMARY_COLUMNS = (
@@ -45,8 +45,9 @@ SUMMARY_COLUMNS = (
     "seconds_per_step",
 )
 BACKENDS = ("local", "ray")
-# Each worker process runs XLA on one thread, pinned to one core: W workers use W cores.
-WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# Each worker process keeps Eigen on its own thread and is pinned to one core: W workers use
+# W cores without oversubscribing them.
+WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +61,20 @@ class SweepRun:
 
 
 def read_summary(out: Path, run: SweepRun) -> dict | None:
-    """The run's summary, or None if it has not finished."""
+    """The run's summary, or None if it has not finished (or was asked to run longer, in which
+    case it resumes from its checkpoint).
+
+    **Raises:** `ValueError` if the folder holds a run with other settings (a rerun of a
+    sweep with, say, another width into the same `--out`).
+    """
     path = Path(out) / "runs" / run.run_id / "summary.json"
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    summary = json.loads(path.read_text())
+    check_same_run(summary["config"], run.config, path.parent)
+    if not summary["diverged"] and summary["steps"] != run.config.total_steps(summary["num_train"]):
+        return None
+    return summary
 
 
 def collect_rows(out: Path, runs: list[SweepRun]) -> list[dict[str, Any]]:
@@ -215,8 +225,7 @@ def run_sweep(
         done += 1
         if error is not None:
             failures[run.run_id] = error
-            (out / "runs" / run.run_id).mkdir(parents=True, exist_ok=True)
-            (out / "runs" / run.run_id / "error.txt").write_text(error)
+            write_text_atomic(out / "runs" / run.run_id / "error.txt", error)
             log(f"[{done}/{len(runs)}] {run.run_id}: FAILED (see runs/{run.run_id}/error.txt)")
         else:
             log(f"[{done}/{len(runs)}] {_describe(run, summary)}")

@@ -509,3 +509,14 @@ def test_debian_fashion_mnist(monkeypatch, tmp_path):
     assert ds.train_images.min() == pytest.approx(-1.0) and ds.train_images.max() == pytest.approx(
         1.0
     )
+
+
+def test_batch_order_is_the_documented_permutation():
+    images = np.arange(20, dtype=np.float32).reshape(10, 2)
+    labels = np.eye(10, dtype=np.float32)
+    batches = list(_data.iterate_batches(images, labels, 3, seed=7, epoch=2))
+    order = np.random.default_rng([7, 2]).permutation(10)
+    assert len(batches) == 3  # the last, partial batch is dropped
+    for index, (x, y) in enumerate(batches):
+        np.testing.assert_array_equal(x, images[order[3 * index : 3 * index + 3]])
+        np.testing.assert_array_equal(y, labels[order[3 * index : 3 * index + 3]])

@@ -58,6 +58,9 @@ def _worker() -> dict:
     from mupc._parallel import ParallelTrainer, _parallel_step, device_mesh
 
     assert len(jax.devices()) == DEVICES
+    # The suite's strict settings (conftest.py is not loaded in this subprocess).
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
     config = mupc.NetworkConfig(6, 16, 8, 3, "tanh", "mupc")
     network = mupc.ResNet(config, key=jax.random.key(0))
     rng = np.random.default_rng(0)

@@ -100,3 +100,20 @@ def test_presets_convert_published_rates():
     assert {run.config.depth for run in paper} == {8}
     assert max(run.config.activity_lr for run in paper) == 1e3 / 64
     assert len({run.run_id for run in paper}) == len(paper)
+
+
+def test_rerun_with_other_settings_is_refused_and_longer_runs_are_extended(tmp_path, capsys):
+    out = tmp_path / "depth"
+    tiny = ["sweep", "depth", "--dataset", "synthetic", "--depths", "2", "-N", "8",
+            "--seeds", "1", "--methods", "bp", "--workers", "1", "--out", str(out)]  # fmt: skip
+    assert main([*tiny, "--steps", "3"]) == 0
+    # Another width into the same folder must not report the old run under the new label.
+    assert main([*tiny, "--steps", "3", "-N", "12"]) == 2
+    assert "holds a different run" in capsys.readouterr().err
+    (row,) = _rows(out / "results.csv")
+    assert row["width"] == "8"
+    # Asking for more steps extends the finished run from its checkpoint.
+    assert main([*tiny, "--steps", "5"]) == 0
+    assert "1 runs: 0 already finished, running 1" in capsys.readouterr().out
+    summary = json.loads((out / "runs" / "bp-H2-s0" / "summary.json").read_text())
+    assert summary["steps"] == 5

@@ -4,6 +4,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from .._atomic import write_text_atomic
 from .train import ACTIVATIONS, DATASETS, PARAMETERISATIONS, _positive_float, _positive_int
 
 
@@ -74,7 +75,7 @@ def _run_depth(args) -> int:
         if getattr(args, name) is not None:
             changes[name] = tuple(getattr(args, name)) if name != "width" else args.width
     preset = dataclasses.replace(preset, **changes)
-    out = Path(args.out or f"runs/depth-{args.preset}")
+    out = Path(args.out or f"runs/depth-{args.preset}-{args.activation}")
     runs = depth_runs(preset, data_dir=args.data_dir)
     try:
         rows = run_sweep(
@@ -152,7 +153,7 @@ def _run_transfer(args) -> int:
         + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)"),
     )
     report = transfer_report(rows, size_name)
-    (out / "transfer_report.txt").write_text(report + "\n")
+    write_text_atomic(out / "transfer_report.txt", report + "\n")
     print(report)
     print(f"wrote {out / 'results.csv'}, {figure} and {out / 'transfer_report.txt'}")
     return 0

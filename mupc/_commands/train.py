@@ -37,7 +37,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         choices=DATASETS,
         default="mnist-sample",
-        help="dataset (default: mnist-sample, 5,000 real MNIST digits, offline)",
+        help="dataset (default: mnist-sample, 4,000 + 1,000 real MNIST digits, offline)",
     )
     data.add_argument("--data-dir", help="where dataset files are looked for and downloaded")
     net = parser.add_argument_group("network")
