@@ -176,6 +176,14 @@ class ResNet(eqx.Module):
         branch = jnp.einsum("lbn,lmn->lbm", self.activation(previous), hidden_weights)
         return self.skip * previous + self.multipliers.hidden * branch
 
+    def hidden_layer(
+        self, previous: Float[Array, "batch width"], weight: Float[Array, "width width"]
+    ) -> Float[Array, "batch width"]:
+        """One residual layer, $\\tau z_{l-1} + a_l W_l \\phi(z_{l-1})$, for a single weight
+        matrix (the body of the feedforward scan)."""
+        branch = self.activation(previous) @ weight.T
+        return self.skip * previous + self.multipliers.hidden * branch
+
     def readout(self, top: Float[Array, "batch width"]) -> Outputs:
         """$\\hat y = a_L W_L \\phi(z_H)$."""
         return self.multipliers.output * (self.activation(top) @ self.output_weights.T)
@@ -188,8 +196,7 @@ class ResNet(eqx.Module):
         first = self.first_prediction(inputs)
 
         def layer(previous, weight):
-            branch = self.activation(previous) @ weight.T
-            current = self.skip * previous + self.multipliers.hidden * branch
+            current = self.hidden_layer(previous, weight)
             return current, current
 
         top, rest = jax.lax.scan(layer, first, self.hidden_weights)

@@ -78,7 +78,8 @@ def device_mesh(
     """
     present = jax.devices()
     if data is not None or layers is not None:
-        data, layers = data or 1, layers or 1
+        data = 1 if data is None else data
+        layers = 1 if layers is None else layers
         devices = data * layers
     else:
         devices = len(present) if devices is None else devices
@@ -371,8 +372,7 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
             bottom = jnp.where(is_first, first, hidden)
 
             def layer(previous, weight):
-                branch = net.activation(previous) @ weight.T
-                current = net.skip * previous + net.multipliers.hidden * branch
+                current = net.hidden_layer(previous, weight)
                 return current, current
 
             _, rest = jax.lax.scan(layer, bottom, net.hidden_weights[1:])

@@ -20,6 +20,7 @@ from pathlib import Path
 from .._atomic import atomic_open
 
 _PARAMS = ("sp", "mupc", "ntp")
+_ACTIVATIONS = ("linear", "tanh", "relu", "gelu", "silu")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -555,16 +556,14 @@ def _plot_theory(args, rows, path):
 # ----------------------------------------------------------------------------- parser
 
 
-def _common(parser, widths, depths, params, activation):
+def _common(parser, widths, depths, params, activation, activations=_ACTIVATIONS):
     parser.add_argument("--out", required=True, help="output folder for the CSV and PNG")
     parser.add_argument("--widths", type=int, nargs="+", default=widths, help="widths N")
     parser.add_argument("--depths", type=int, nargs="+", default=depths, help="depths H")
     parser.add_argument(
         "--params", nargs="+", choices=_PARAMS, default=params, help="parameterisations"
     )
-    parser.add_argument(
-        "--activation", default=activation, choices=["linear", "tanh", "relu", "gelu", "silu"]
-    )
+    parser.add_argument("--activation", default=activation, choices=activations)
     parser.add_argument("--input-dim", type=int, default=784, help="D")
     parser.add_argument("--output-dim", type=int, default=10, help="C")
     parser.add_argument("--seed", type=int, default=0)
@@ -620,7 +619,8 @@ def register(subparsers) -> None:
     coords.set_defaults(run=_run_coords)
 
     theory = sub.add_parser("theory", help="loss / equilibrium energy of linear networks")
-    _common(theory, [16, 32, 64, 128], [2, 8, 32], ["mupc", "sp"], "linear")
+    # The closed forms hold for linear networks only.
+    _common(theory, [16, 32, 64, 128], [2, 8, 32], ["mupc", "sp"], "linear", ("linear",))
     theory.add_argument("--train-steps", type=int, default=20)
     theory.add_argument("--record-every", type=_positive, default=10)
     theory.set_defaults(run=_run_theory)
