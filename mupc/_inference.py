@@ -77,7 +77,7 @@ def _phases(steps: int, depth: int, num_phases: int) -> list[tuple[int, int, int
     """Static schedule `(first_step, end_step, first_active_layer)` for skipping layers.
 
     From a feedforward start at step t only the top t + 1 layers have a non-zero gradient,
-    so the steps are cut into at most `num_phases` + 1 chunks; in each chunk only the layers
+    so the steps are cut into at most `num_phases` chunks; in each chunk only the layers
     that can be active by its last step are updated.
     """
     chunk = max(1, -(-depth // num_phases))
@@ -151,7 +151,7 @@ class DiscreteInference(InferenceSolver):
             phases = _phases(num_steps, network.config.depth, _NUM_PHASES)
         else:
             phases = [(0, num_steps, 0)] if num_steps > 0 else []
-        # A Python loop over at most _NUM_PHASES + 1 static phases, not over steps or layers.
+        # A Python loop over at most _NUM_PHASES static phases, not over steps or layers.
         for first_step, end_step, start in phases:
             below = inputs if start == 0 else activities[start - 1]
             top = activities[start:]
