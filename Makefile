@@ -16,6 +16,7 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check mupc tests benchmarks
 	$(BIN)/ruff format --check mupc tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
@@ -24,6 +25,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check mupc tests benchmarks
 	$(BIN)/ruff format --check mupc tests benchmarks
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format mupc tests benchmarks
@@ -36,4 +38,4 @@ run: $(STAMP)
 	$(BIN)/python -m mupc._demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

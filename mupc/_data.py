@@ -31,7 +31,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -168,7 +168,7 @@ class DatasetSpec:
 # ---------------------------------------------------------------------------------------------
 
 # Third byte of the IDX magic number -> big-endian element type (http://yann.lecun.com/exdb/mnist/).
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -106,7 +106,7 @@ class RunConfig:
     checkpoint_every: int = 100
     loss: str = "mse"
     devices: int = 1
-    parallel: str = "data"
+    parallel: Literal["data", "layers", "both"] = "data"
 
     def __post_init__(self):
         _check_choice("method", self.method, METHODS)
@@ -158,6 +158,7 @@ class RunConfig:
         """The number of training steps for a training set of `num_train` examples."""
         if self.steps is not None:
             return self.steps
+        assert self.epochs is not None  # __post_init__: steps or epochs is given
         per_epoch = _num_batches(num_train, self.batch_size)
         return max(1, math.ceil(self.epochs * per_epoch))
 
@@ -329,7 +330,7 @@ def run_experiment(
     """
     import jax
 
-    previous_x64 = jax.config.jax_enable_x64
+    previous_x64 = jax.config.read("jax_enable_x64")
     jax.config.update("jax_enable_x64", bool(config.float64))
     try:
         return _run(

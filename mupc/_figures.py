@@ -57,9 +57,10 @@ def depth_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "") 
         xs, means, sds = [], [], []
         for depth in sorted(per_depth):
             accuracies = [
-                100 * _number(r["test_accuracy"])
+                100 * accuracy
                 for r in per_depth[depth]
-                if not _flag(r["diverged"]) and _number(r["test_accuracy"]) is not None
+                if not _flag(r["diverged"])
+                and (accuracy := _number(r["test_accuracy"])) is not None
             ]
             diverged = sum(_flag(r["diverged"]) for r in per_depth[depth])
             x = depth * 2**offset
@@ -117,8 +118,8 @@ def transfer_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 if any(_flag(r["diverged"]) for r in runs):
                     failed[i, j] = True
                     continue
-                losses = [_number(r["min_train_loss"]) for r in runs]
-                losses = [loss for loss in losses if loss is not None and loss > 0]
+                numbers = [_number(r["min_train_loss"]) for r in runs]
+                losses = [loss for loss in numbers if loss is not None and loss > 0]
                 if losses:
                     grid[i, j] = np.mean(np.log10(losses))
         values[size], diverged[size] = grid, failed
@@ -142,8 +143,8 @@ def transfer_figure(
     plt = _pyplot()
     grid = transfer_grid(rows)
     sizes = grid["sizes"]
-    finite = [v[np.isfinite(v)] for v in grid["values"].values()]
-    finite = np.concatenate(finite) if finite else np.array([])
+    pieces = [v[np.isfinite(v)] for v in grid["values"].values()]
+    finite = np.concatenate(pieces) if pieces else np.array([])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 0.0)
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5

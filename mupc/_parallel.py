@@ -18,7 +18,7 @@ pad (layer 1 uses the input weights), so that device d holds exactly the weights
 layers. `ParallelTrainer.unshard` returns an ordinary `TrainState`.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -312,7 +312,11 @@ def _parallel_step(parallel: ParallelTrainer, state, inputs, targets):
 
 def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs, targets):
     """The PC step with hidden layers split over the ``"layers"`` mesh axis (shard_map)."""
-    trainer: PCTrainer = parallel.trainer
+    # Both narrowings are checked in `ParallelTrainer.__check_init__` when layer_devices > 1.
+    trainer = parallel.trainer
+    assert isinstance(trainer, PCTrainer)
+    inference = trainer.inference
+    assert isinstance(inference, DiscreteInference)
     network = state.network  # hidden weights in the layer-aligned layout (H, N, N)
     key, init_key = jax.random.split(state.key)
     feedforward_start = isinstance(trainer.activity_init, FeedforwardInit)
@@ -322,17 +326,20 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         init = trainer.activity_init(network, inputs, init_key)
     global_batch = inputs.shape[0]
     k = parallel.layer_devices
-    steps = network.config.depth if trainer.inference.steps is None else trainer.inference.steps
+    steps = network.config.depth if inference.steps is None else inference.steps
 
     net_specs = jax.tree.map(lambda _: P(), network)
     net_specs = eqx.tree_at(lambda n: n.hidden_weights, net_specs, P(LAYERS))
     acts_spec = P(LAYERS, DATA)
+    # out_specs mirror StepMetrics with a PartitionSpec in place of each array; its fields
+    # are annotated as arrays, so the specs are typed Any here.
+    replicated: Any = P()
     metric_specs = StepMetrics(
-        loss=P(),
-        energy_before=P(),
-        energy_after=P(),
-        inference_steps=P(),
-        layer_energies=P() if trainer.record_layer_energies else None,
+        loss=replicated,
+        energy_before=replicated,
+        energy_after=replicated,
+        inference_steps=replicated,
+        layer_energies=replicated if trainer.record_layer_energies else None,
     )
 
     def local_step(net: ResNet, init, x, y):
@@ -386,7 +393,7 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         z = ff if init is None else init
 
         energy_before = batch_mean(local_energy(net, z, first))
-        optimiser = trainer.inference.optimiser
+        optimiser = inference.optimiser
 
         def iteration(_, carry):
             z, opt_state = carry

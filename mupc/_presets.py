@@ -6,7 +6,7 @@ runs are built.
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from ._experiment import RunConfig
 from ._inference import activity_lr_from_batch_mean
@@ -19,7 +19,7 @@ class Method:
     (`activity_lr_batch_mean` is converted with the batch size)."""
 
     label: str
-    method: str
+    method: Literal["pc", "bp"]
     parameterisation: str
     lr: float
     activity_lr_batch_mean: float | None = None

@@ -106,7 +106,9 @@ def _record_invocation(out: Path, kind: str, runs: list[SweepRun], argv: list[st
     from ._commands.info import versions
 
     path = out / "sweep.json"
-    record = json.loads(path.read_text()) if path.exists() else {"kind": kind, "invocations": []}
+    record: dict[str, Any] = (
+        json.loads(path.read_text()) if path.exists() else {"kind": kind, "invocations": []}
+    )
     record["invocations"].append(
         {
             "command": list(argv if argv is not None else sys.argv),
@@ -228,6 +230,7 @@ def run_sweep(
             write_text_atomic(out / "runs" / run.run_id / "error.txt", error)
             log(f"[{done}/{len(runs)}] {run.run_id}: FAILED (see runs/{run.run_id}/error.txt)")
         else:
+            assert summary is not None  # every caller passes a summary or an error
             log(f"[{done}/{len(runs)}] {_describe(run, summary)}")
         write_results(out, runs)
 

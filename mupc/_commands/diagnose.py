@@ -16,6 +16,7 @@ import csv
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from .._atomic import atomic_open
 
@@ -196,7 +197,7 @@ def _run_hessian(args) -> int:
             base = dict(
                 param=param, skips=skips, activation=args.activation, width=width, depth=depth
             )
-            run_rows = []
+            run_rows: list[dict[str, Any]] = []
 
             def record(step, spectrum, base=base, run_rows=run_rows, width=width, depth=depth):
                 name, _ = _method(args, width * depth)
@@ -233,7 +234,7 @@ def _run_hessian(args) -> int:
     return 0
 
 
-def _mean_by(rows, keys, value, where=None):
+def _mean_by(rows, keys, value, where=None) -> dict[tuple, float]:
     groups: dict[tuple, list[float]] = {}
     for row in rows:
         if where is not None and not where(row):

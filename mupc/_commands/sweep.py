@@ -100,7 +100,7 @@ def _depth_table(rows) -> str:
     import numpy as np
 
     lines = ["method  H     test accuracy (mean ± sd)   diverged"]
-    groups = {}
+    groups: dict[tuple[str, int], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["method"], int(row["depth"])), []).append(row)
     for (method, depth), group in groups.items():
