@@ -164,3 +164,30 @@ def test_run_config_validates_fields():
         RunConfig(lr=-1)
     with pytest.raises(ValueError, match="Unknown activation"):
         RunConfig(activation="swish")
+
+
+def test_resume_in_a_later_epoch_is_bit_identical(tmp_path, monkeypatch):
+    # 1,024 synthetic examples at batch 64: 16 steps per epoch. Die on the 6th batch of the
+    # second epoch (step 22); the last checkpoint (step 20) sits mid-epoch, so the resumed run
+    # must restart epoch 1's shuffled order at batch 4.
+    flags = ["--steps", "40", "--log-every", "5", "--checkpoint-every", "4", "--eval-every", "20"]
+    whole = tmp_path / "whole"
+    assert _train(*flags, "--out", str(whole)) == 0
+    original = _data.iterate_batches
+
+    def dying(*args, **kwargs):
+        for count, batch in enumerate(original(*args, **kwargs)):
+            if kwargs["epoch"] == 1 and count == 5:
+                raise KeyboardInterrupt
+            yield batch
+
+    broken = tmp_path / "broken"
+    monkeypatch.setattr(_data, "iterate_batches", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _train(*flags, "--out", str(broken))
+    monkeypatch.setattr(_data, "iterate_batches", original)
+    assert int(np.load(broken / "checkpoint.npz")["step"]) == 20
+    assert _train(*flags, "--out", str(broken), "--resume") == 0
+    expected, resumed = _arrays(whole / "checkpoint.npz"), _arrays(broken / "checkpoint.npz")
+    for name in expected:
+        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
