@@ -69,6 +69,10 @@ def run_on_ray(
     out = Path(out).resolve()
     started_here = not ray.is_initialized()
     if started_here:
+        if address is None:
+            # A throwaway local instance started for one sweep sends no usage statistics
+            # (an explicit RAY_USAGE_STATS_ENABLED=1 still wins).
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")} if address is None else {}
         env.update(worker_env or {})
         ray.init(

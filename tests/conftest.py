@@ -2,8 +2,13 @@
 available, dtype promotion is strict and implicit rank promotion raises, so silent
 broadcasting or mixed precision fails loudly."""
 
+import os
+
 import jax
 import pytest
+
+# Ray (tests/test_sweep_ray.py) must not send usage statistics from test runs.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
