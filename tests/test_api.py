@@ -1,8 +1,12 @@
 """The public API: every exported name is documented and nothing private leaks."""
 
 import inspect
+import re
+from pathlib import Path
 
 import mupc
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_every_public_name_has_a_docstring():
@@ -21,3 +25,9 @@ def test_every_public_name_has_a_docstring():
 def test_no_private_module_is_exported_by_name():
     exported = [name for name in dir(mupc) if not name.startswith("_")]
     assert all(not inspect.ismodule(getattr(mupc, name)) for name in exported), exported
+
+
+def test_every_public_name_is_documented_in_the_readme():
+    readme = README.read_text()
+    public = [name for name in dir(mupc) if not name.startswith("_") and name != "mupc"]
+    assert [name for name in public if not re.search(rf"\b{name}\b", readme)] == []
