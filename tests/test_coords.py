@@ -7,14 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import PNG_SIGNATURE
 
 from mupc._cli import main
 from mupc._coords import QUANTITIES, coordinate_check
 from mupc._inference import DiscreteInference
 from mupc._network import NetworkConfig, ResNet
 from mupc._training import PCTrainer
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _rms(x):

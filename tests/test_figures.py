@@ -3,10 +3,9 @@
 import math
 
 import numpy as np
+from helpers import PNG_SIGNATURE
 
 from mupc._figures import depth_figure, transfer_figure, transfer_grid, transfer_report
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _depth_rows():

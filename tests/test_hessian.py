@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import PNG_SIGNATURE, normal_batch, tiny_network
 
 from mupc._cli import main
 from mupc._hessian import (
@@ -22,19 +23,11 @@ from mupc._inference import DiscreteInference
 from mupc._network import NetworkConfig, ResNet
 from mupc._training import PCTrainer
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _network(width, depth, *, param="mupc", skips=True, activation="linear", d=5, c=3, seed=0):
-    config = NetworkConfig(d, width, depth, c, activation, param, skips)
-    return ResNet(config, key=jax.random.key(seed), dtype=jnp.float64)
+_network = tiny_network
 
 
 def _batch(network, batch=2, seed=1):
-    config = network.config
-    x = jax.random.normal(jax.random.key(seed), (batch, config.input_dim), jnp.float64)
-    y = jax.random.normal(jax.random.key(seed + 1), (batch, config.output_dim), jnp.float64)
-    return x, y
+    return normal_batch(network, batch, seed)
 
 
 def _zero(network, hidden=True, output=True):

@@ -4,13 +4,13 @@ import csv
 import json
 
 import pytest
+from helpers import PNG_SIGNATURE
 
 from mupc._cli import main
 from mupc._experiment import RunConfig
 from mupc._presets import DEPTH_PRESETS, TRANSFER_PRESETS, depth_runs, transfer_runs
 from mupc._sweep import SweepRun, run_sweep
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_DEPTH = ["sweep", "depth", "--dataset", "synthetic", "--depths", "2", "3", "-N", "8",
               "--steps", "4", "--seeds", "1", "--methods", "mupc", "bp"]  # fmt: skip
 

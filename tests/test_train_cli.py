@@ -60,6 +60,21 @@ def _arrays(path):
         return {name: data[name] for name in data.files if name != "config"}
 
 
+def _die_at_batch(monkeypatch, epoch: int, batch: int):
+    """Make `iterate_batches` raise KeyboardInterrupt (as a kill would end the run) when it is
+    about to yield batch number `batch` of epoch `epoch`; returns a function that undoes it."""
+    original = _data.iterate_batches
+
+    def dying(*args, **kwargs):
+        for count, item in enumerate(original(*args, **kwargs)):
+            if kwargs["epoch"] == epoch and count == batch:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(_data, "iterate_batches", dying)
+    return lambda: monkeypatch.setattr(_data, "iterate_batches", original)
+
+
 def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
     flags = ["--steps", "24", "--log-every", "5", "--checkpoint-every", "4", "--eval-every", "12"]
     whole = tmp_path / "whole"
@@ -67,19 +82,11 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
 
     # Kill the run while it fetches the 11th batch: the last checkpoint is at step 8 and
     # metrics were logged up to step 10, past it.
-    original = _data.iterate_batches
-
-    def dying(*args, **kwargs):
-        for count, batch in enumerate(original(*args, **kwargs)):
-            if count == 10:
-                raise KeyboardInterrupt
-            yield batch
-
     broken = tmp_path / "broken"
-    monkeypatch.setattr(_data, "iterate_batches", dying)
+    restore = _die_at_batch(monkeypatch, epoch=0, batch=10)
     with pytest.raises(KeyboardInterrupt):
         _train(*flags, "--out", str(broken))
-    monkeypatch.setattr(_data, "iterate_batches", original)
+    restore()
     assert int(np.load(broken / "checkpoint.npz")["step"]) == 8
     assert not (broken / "summary.json").exists()
 
@@ -173,19 +180,11 @@ def test_resume_in_a_later_epoch_is_bit_identical(tmp_path, monkeypatch):
     flags = ["--steps", "40", "--log-every", "5", "--checkpoint-every", "4", "--eval-every", "20"]
     whole = tmp_path / "whole"
     assert _train(*flags, "--out", str(whole)) == 0
-    original = _data.iterate_batches
-
-    def dying(*args, **kwargs):
-        for count, batch in enumerate(original(*args, **kwargs)):
-            if kwargs["epoch"] == 1 and count == 5:
-                raise KeyboardInterrupt
-            yield batch
-
     broken = tmp_path / "broken"
-    monkeypatch.setattr(_data, "iterate_batches", dying)
+    restore = _die_at_batch(monkeypatch, epoch=1, batch=5)
     with pytest.raises(KeyboardInterrupt):
         _train(*flags, "--out", str(broken))
-    monkeypatch.setattr(_data, "iterate_batches", original)
+    restore()
     assert int(np.load(broken / "checkpoint.npz")["step"]) == 20
     assert _train(*flags, "--out", str(broken), "--resume") == 0
     expected, resumed = _arrays(whole / "checkpoint.npz"), _arrays(broken / "checkpoint.npz")
