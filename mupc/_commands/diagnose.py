@@ -80,6 +80,20 @@ def _trainer(args):
     )
 
 
+def _grid(args) -> list[tuple[str, int, int]]:
+    """Every (parameterisation, width, depth) asked for on the command line."""
+    return [(p, n, h) for p in args.params for n in args.widths for h in args.depths]
+
+
+def _task(args, key, index: int):
+    """The synthetic batch number `index` of the run seeded by `key` (`--batch-size` rows)."""
+    import jax
+
+    return synthetic_task(
+        jax.random.fold_in(key, index), args.input_dim, args.output_dim, args.batch_size
+    )
+
+
 def _network(args, param, width, depth, skips, key):
     from .._network import NetworkConfig, ResNet
 
@@ -350,12 +364,10 @@ def _run_coords(args) -> int:
     out = Path(args.out)
     key = jax.random.key(args.seed)
     rows = []
-    sweep = [(p, n, h) for p in args.params for n in args.widths for h in args.depths]
+    sweep = _grid(args)
     for param, width, depth in _progress(sweep, args, "coord check"):
         network = _network(args, param, width, depth, args.skips, jax.random.fold_in(key, 2))
-        inputs, targets = synthetic_task(
-            jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.batch_size
-        )
+        inputs, targets = _task(args, key, 1)
         trainer = _trainer(args)
         state = trainer.init(network, jax.random.fold_in(key, 3))
         _, record = coordinate_check(trainer, state, inputs, targets, args.steps)
@@ -462,12 +474,10 @@ def _run_theory(args) -> int:
     key = jax.random.key(args.seed)
     rows = []
     measure_jit = jax.jit(equilibrium_energy)
-    sweep = [(p, n, h) for p in args.params for n in args.widths for h in args.depths]
+    sweep = _grid(args)
     for param, width, depth in _progress(sweep, args, "theory"):
         network = _network(args, param, width, depth, True, jax.random.fold_in(key, 2))
-        probe = synthetic_task(
-            jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.batch_size
-        )
+        probe = _task(args, key, 1)
         trainer = _trainer(args)
         state = trainer.init(network, jax.random.fold_in(key, 3))
 
@@ -490,9 +500,7 @@ def _run_theory(args) -> int:
 
         measure(state)
         for t in range(args.train_steps):
-            batch = synthetic_task(
-                jax.random.fold_in(key, 100 + t), args.input_dim, args.output_dim, args.batch_size
-            )
+            batch = _task(args, key, 100 + t)
             state, _ = trainer.step(state, *batch)
             if (t + 1) % args.record_every == 0 or t + 1 == args.train_steps:
                 measure(state)
