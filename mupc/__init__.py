@@ -1,5 +1,6 @@
 """mupc: very deep predictive coding networks with μPC (Depth-μP), in JAX."""
 
+from . import experiments as experiments
 from ._activity_init import (
     ActivityInit as ActivityInit,
     FeedforwardInit as FeedforwardInit,
@@ -11,7 +12,6 @@ from ._checkpoint import (
     read_checkpoint_config as read_checkpoint_config,
     save_checkpoint as save_checkpoint,
 )
-from ._coords import Coordinates as Coordinates, coordinate_check as coordinate_check
 from ._data import (
     Dataset as Dataset,
     DatasetError as DatasetError,
@@ -21,9 +21,8 @@ from ._data import (
     num_batches as num_batches,
     synthetic_dataset as synthetic_dataset,
 )
-from ._energy import energy as energy, layer_energies as layer_energies
-from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
-from ._hessian import (
+from ._diagnostics.coords import Coordinates as Coordinates, coordinate_check as coordinate_check
+from ._diagnostics.hessian import (
     DenseSpectrum as DenseSpectrum,
     HessianSpectrum as HessianSpectrum,
     LanczosSpectrum as LanczosSpectrum,
@@ -33,6 +32,16 @@ from ._hessian import (
     lanczos_tridiagonal as lanczos_tridiagonal,
     track_hessian as track_hessian,
 )
+from ._diagnostics.theory import (
+    Equilibrium as Equilibrium,
+    equilibrium_activities as equilibrium_activities,
+    equilibrium_energy as equilibrium_energy,
+    linear_activity_hessian as linear_activity_hessian,
+    output_covariance as output_covariance,
+    output_jacobians as output_jacobians,
+)
+from ._energy import energy as energy, layer_energies as layer_energies
+from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
 from ._inference import (
     ContinuousInference as ContinuousInference,
     DiscreteInference as DiscreteInference,
@@ -51,14 +60,6 @@ from ._parameterisation import (
     Parameterisation as Parameterisation,
     StandardPC as StandardPC,
 )
-from ._theory import (
-    Equilibrium as Equilibrium,
-    equilibrium_activities as equilibrium_activities,
-    equilibrium_energy as equilibrium_energy,
-    linear_activity_hessian as linear_activity_hessian,
-    output_covariance as output_covariance,
-    output_jacobians as output_jacobians,
-)
 from ._training import (
     BPTrainer as BPTrainer,
     PCTrainer as PCTrainer,
@@ -66,5 +67,4 @@ from ._training import (
     Trainer as Trainer,
     TrainState as TrainState,
 )
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

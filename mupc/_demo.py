@@ -12,8 +12,8 @@ Run: `python -m mupc._demo [--out DIR] [--steps K] [--depth H] [--workers W]`.
 import argparse
 import sys
 
-from ._presets import DepthPreset, depth_runs
-from ._sweep import run_sweep
+from .experiments._presets import DepthPreset, depth_runs
+from .experiments._sweep import run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:

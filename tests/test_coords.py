@@ -10,7 +10,7 @@ import pytest
 from helpers import PNG_SIGNATURE
 
 from mupc._cli import main
-from mupc._coords import QUANTITIES, coordinate_check
+from mupc._diagnostics.coords import QUANTITIES, coordinate_check
 from mupc._inference import DiscreteInference
 from mupc._network import NetworkConfig, ResNet
 from mupc._training import PCTrainer

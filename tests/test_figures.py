@@ -5,7 +5,7 @@ import math
 import numpy as np
 from helpers import PNG_SIGNATURE
 
-from mupc._figures import depth_figure, transfer_figure, transfer_grid, transfer_report
+from mupc.experiments._figures import depth_figure, transfer_figure, transfer_grid, transfer_report
 
 
 def _depth_rows():

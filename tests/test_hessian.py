@@ -11,7 +11,7 @@ import pytest
 from helpers import PNG_SIGNATURE, normal_batch, tiny_network
 
 from mupc._cli import main
-from mupc._hessian import (
+from mupc._diagnostics.hessian import (
     DenseSpectrum,
     LanczosSpectrum,
     activity_hessian,

@@ -7,8 +7,8 @@ import csv
 import pytest
 
 from mupc._cli import main
-from mupc._experiment import RunConfig
-from mupc._sweep import SweepRun, run_sweep
+from mupc.experiments._run import RunConfig
+from mupc.experiments._sweep import SweepRun, run_sweep
 
 
 def _grid():

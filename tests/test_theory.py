@@ -10,16 +10,16 @@ import pytest
 from helpers import PNG_SIGNATURE, normal_batch, tiny_network
 
 from mupc._cli import main
-from mupc._energy import energy
-from mupc._inference import DiscreteInference
-from mupc._loss import MSE
-from mupc._network import NetworkConfig, ResNet
-from mupc._theory import (
+from mupc._diagnostics.theory import (
     equilibrium_activities,
     equilibrium_energy,
     linear_activity_hessian,
     output_jacobians,
 )
+from mupc._energy import energy
+from mupc._inference import DiscreteInference
+from mupc._loss import MSE
+from mupc._network import NetworkConfig, ResNet
 
 _network = tiny_network
 

@@ -10,7 +10,7 @@ import pytest
 import mupc
 from mupc import _data
 from mupc._cli import main
-from mupc._experiment import RunConfig, load_run_data
+from mupc.experiments._run import RunConfig, load_run_data
 
 TINY = ["--dataset", "synthetic", "-H", "2", "-N", "16", "--quiet"]
 

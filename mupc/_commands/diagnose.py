@@ -140,7 +140,7 @@ HESSIAN_COLUMNS = [
 
 
 def _method(args, dim: int):
-    from .._hessian import DenseSpectrum, LanczosSpectrum
+    from .._diagnostics.hessian import DenseSpectrum, LanczosSpectrum
 
     if args.method == "dense" or (args.method == "auto" and dim <= args.dense_max):
         return "dense", DenseSpectrum()
@@ -150,7 +150,7 @@ def _method(args, dim: int):
 def _spectrum_rows(args, network, probe, step, base):
     import jax
 
-    from .._hessian import hessian_spectrum
+    from .._diagnostics.hessian import hessian_spectrum
 
     name, method = _method(args, network.config.depth * network.config.width)
     start = time.perf_counter()
@@ -177,7 +177,7 @@ def _spectrum_rows(args, network, probe, step, base):
 def _run_hessian(args) -> int:
     import jax
 
-    from .._hessian import track_hessian
+    from .._diagnostics.hessian import track_hessian
 
     out = Path(args.out)
     key = jax.random.key(args.seed)
@@ -359,7 +359,7 @@ def _run_coords(args) -> int:
     import jax
     import numpy as np
 
-    from .._coords import QUANTITIES, coordinate_check
+    from .._diagnostics.coords import QUANTITIES, coordinate_check
 
     out = Path(args.out)
     key = jax.random.key(args.seed)
@@ -401,7 +401,7 @@ def _run_coords(args) -> int:
 
 
 def _plot_coords(args, rows, path):
-    from .._coords import QUANTITIES
+    from .._diagnostics.coords import QUANTITIES
 
     plt = _pyplot()
     figure, axes = plt.subplots(
@@ -468,7 +468,7 @@ def _run_theory(args) -> int:
     import jax
     import jax.numpy as jnp
 
-    from .._theory import equilibrium_energy
+    from .._diagnostics.theory import equilibrium_energy
 
     out = Path(args.out)
     key = jax.random.key(args.seed)

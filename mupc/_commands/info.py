@@ -2,25 +2,7 @@
 
 import json
 
-
-def versions() -> dict[str, str]:
-    """Versions of mupc and its numerical stack."""
-    import diffrax
-    import equinox
-    import jax
-    import numpy
-    import optax
-
-    import mupc
-
-    return {
-        "mupc": mupc.__version__,
-        "jax": jax.__version__,
-        "equinox": equinox.__version__,
-        "optax": optax.__version__,
-        "diffrax": diffrax.__version__,
-        "numpy": numpy.__version__,
-    }
+from .._version import versions
 
 
 def _run(args) -> int:

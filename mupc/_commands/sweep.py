@@ -64,9 +64,9 @@ def _check_preset(name: str, presets: dict) -> None:
 
 
 def _run_depth(args) -> int:
-    from .._figures import depth_figure
-    from .._presets import DEPTH_PRESETS, depth_runs
-    from .._sweep import run_sweep
+    from ..experiments._figures import depth_figure
+    from ..experiments._presets import DEPTH_PRESETS, depth_runs
+    from ..experiments._sweep import run_sweep
 
     _check_preset(args.preset, DEPTH_PRESETS)
     preset = _overrides(args, DEPTH_PRESETS[args.preset])
@@ -116,9 +116,9 @@ def _depth_table(rows) -> str:
 
 
 def _run_transfer(args) -> int:
-    from .._figures import transfer_figure, transfer_report
-    from .._presets import TRANSFER_PRESETS, transfer_runs
-    from .._sweep import run_sweep
+    from ..experiments._figures import transfer_figure, transfer_report
+    from ..experiments._presets import TRANSFER_PRESETS, transfer_runs
+    from ..experiments._sweep import run_sweep
 
     _check_preset(args.preset, TRANSFER_PRESETS)
     preset = _overrides(args, TRANSFER_PRESETS[args.preset])

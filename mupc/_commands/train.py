@@ -30,7 +30,7 @@ def _positive_float(text: str) -> float:
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `mupc train` and the sweeps: data, network, trainer, length."""
-    from .._experiment import ACTIVITY_OPTIMIZERS, LOSSES, METHODS, WEIGHT_OPTIMIZERS
+    from ..experiments._run import ACTIVITY_OPTIMIZERS, LOSSES, METHODS, WEIGHT_OPTIMIZERS
 
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -119,8 +119,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The `RunConfig` the parsed flags describe (published activity lrs converted)."""
-    from .._experiment import RunConfig
     from .._inference import activity_lr_from_batch_mean
+    from ..experiments._run import RunConfig
 
     lr = args.lr if args.lr is not None else (0.1 if args.method == "pc" else 0.01)
     if args.activity_lr is not None:
@@ -158,7 +158,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _run(args) -> int:
-    from .._experiment import describe, run_experiment
+    from ..experiments._run import describe, run_experiment
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue.")

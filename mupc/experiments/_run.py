@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._atomic import write_json_atomic, write_text_atomic
-from ._optimisers import OPTIMISERS, make_optimiser
+from .._atomic import write_json_atomic, write_text_atomic
+from .._optimisers import OPTIMISERS, make_optimiser
 
 METHODS = ("pc", "bp")
 WEIGHT_OPTIMIZERS = tuple(OPTIMISERS)
@@ -142,7 +142,7 @@ class RunConfig:
 
     def network_config(self, input_dim: int, output_dim: int):
         """The `NetworkConfig` for data with `input_dim` inputs and `output_dim` classes."""
-        from ._network import NetworkConfig
+        from .._network import NetworkConfig
 
         return NetworkConfig(
             input_dim,
@@ -179,7 +179,7 @@ class RunConfig:
 
 
 def _num_batches(num_train: int, batch_size: int) -> int:
-    from ._data import num_batches
+    from .._data import num_batches
 
     count = num_batches(num_train, batch_size, True)
     if count < 1:
@@ -192,7 +192,7 @@ def _num_batches(num_train: int, batch_size: int) -> int:
 
 def load_run_data(config: RunConfig):
     """The dataset named by `config.dataset` (a `mupc._data.Dataset`)."""
-    from ._data import load_dataset, synthetic_dataset
+    from .._data import load_dataset, synthetic_dataset
 
     if config.dataset == "synthetic":
         return synthetic_dataset(seed=0, **_SYNTHETIC)
@@ -218,9 +218,9 @@ def build_trainer(config: RunConfig):
 
 @functools.lru_cache(maxsize=32)
 def _trainer(method, optimizer, lr, activity_optimizer, activity_lr, inference_steps, loss):
-    from ._inference import DiscreteInference
-    from ._loss import resolve_loss
-    from ._training import BPTrainer, PCTrainer
+    from .._inference import DiscreteInference
+    from .._loss import resolve_loss
+    from .._training import BPTrainer, PCTrainer
 
     optimiser = make_optimiser(optimizer, lr)
     if method == "bp":
@@ -236,7 +236,7 @@ def _placement(trainer, config: RunConfig):
     before any data is touched."""
     if config.devices == 1:
         return trainer, lambda state: state
-    from ._parallel import ParallelTrainer, device_mesh
+    from .._parallel import ParallelTrainer, device_mesh
 
     parallel = ParallelTrainer(trainer, device_mesh(config.devices, config.parallel))
     parallel.check_sizes(batch_size=config.batch_size, depth=config.depth)
@@ -345,11 +345,11 @@ def _run(config, out, resume, progress, provenance, dataset):
     import jax.numpy as jnp
     from tqdm import tqdm
 
-    from ._checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
-    from ._commands.info import versions
-    from ._data import iterate_batches
-    from ._evaluation import evaluate
-    from ._network import ResNet
+    from .._checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+    from .._data import iterate_batches
+    from .._evaluation import evaluate
+    from .._network import ResNet
+    from .._version import versions
 
     started = time.perf_counter()
     checkpoint = out / "checkpoint.npz" if out is not None else None

@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ._activity_init import FeedforwardInit
-from ._custom_types import Inputs, Targets
-from ._energy import hidden_errors
-from ._network import ResNet
-from ._validation import check_batch
+from .._activity_init import FeedforwardInit
+from .._custom_types import Inputs, Targets
+from .._energy import hidden_errors
+from .._network import ResNet
+from .._validation import check_batch
 
 
 class Coordinates(NamedTuple):

@@ -26,8 +26,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_json_atomic, write_text_atomic
-from ._experiment import RunConfig, check_same_run, run_experiment
+from .._atomic import write_json_atomic, write_text_atomic
+from ._run import RunConfig, check_same_run, run_experiment
 
 # Summary fields copied into results.csv, after the run's labels.
 SUMMARY_COLUMNS = (
@@ -103,7 +103,7 @@ def write_results(out: Path, runs: list[SweepRun]) -> list[dict[str, Any]]:
 
 
 def _record_invocation(out: Path, kind: str, runs: list[SweepRun], argv: list[str] | None):
-    from ._commands.info import versions
+    from .._version import versions
 
     path = out / "sweep.json"
     record: dict[str, Any] = (

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._activation import activation_name
-from ._custom_types import Activities, Inputs, PerExample, Targets
-from ._network import ResNet
+from .._activation import activation_name
+from .._custom_types import Activities, Inputs, PerExample, Targets
+from .._network import ResNet
 
 
 def _require_linear(network: ResNet, what: str) -> None:

@@ -8,8 +8,8 @@ runs are built.
 import dataclasses
 from typing import Any, Literal
 
-from ._experiment import RunConfig
-from ._inference import activity_lr_from_batch_mean
+from .._inference import activity_lr_from_batch_mean
+from ._run import RunConfig
 from ._sweep import SweepRun
 
 

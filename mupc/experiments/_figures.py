@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_open
+from .._atomic import atomic_open
 
 _COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "BP": "tab:gray"}
 

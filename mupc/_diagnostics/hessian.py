@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._custom_types import Activities, Inputs, Targets
-from ._energy import energy
-from ._loss import MSE, Loss
-from ._network import ResNet
+from .._custom_types import Activities, Inputs, Targets
+from .._energy import energy
+from .._loss import MSE, Loss
+from .._network import ResNet
 
 Vector = Float[Array, " dim"]
 MatVec = Callable[[Vector], Vector]
