@@ -11,7 +11,7 @@ import pytest
 from naive import ACTIVATIONS, batch_energies, spec_multipliers, weight_list
 
 import mupc
-from mupc._energy import energy_from
+from mupc._energy import errors_from_changes
 
 D, N, H, C, B = 6, 8, 4, 3, 5
 COMBOS = list(itertools.product(["sp", "mupc", "ntp"], [True, False], ["linear", "tanh", "relu"]))
@@ -114,19 +114,26 @@ def test_cross_entropy_is_stable_for_huge_logits():
 
 
 @pytest.mark.parametrize("param, skips, activation", COMBOS)
-def test_feedforward_initialisation_zeroes_hidden_errors(param, skips, activation, getkey):
-    network, x, y, _ = _problem(param, skips, activation, getkey())
+def test_feedforward_initialisation_zeroes_hidden_errors_exactly(param, skips, activation, getkey):
+    network, x, y, _ = _problem(param, skips, activation, getkey())  # float32
     acts = mupc.FeedforwardInit()(network, x, getkey())
     per_layer = mupc.layer_energies(network, acts, x, y, mupc.MSE())
-    scale = float(jnp.mean(acts**2))
-    assert float(jnp.max(per_layer[:-1])) <= 1e-10 * max(scale, 1.0)
-    assert float(jnp.min(per_layer[-1])) > 0.0
+    assert np.all(np.asarray(per_layer[:-1]) == 0.0)  # bit for bit, not "small"
+    naive_output = 0.5 * np.sum((np.asarray(y) - np.asarray(network(x))) ** 2, axis=1)
+    np.testing.assert_allclose(per_layer[-1], naive_output, rtol=1e-6)
 
 
-def test_suffix_energy_equals_total_at_feedforward_point(getkey):
+def test_errors_of_the_top_layers_equal_the_full_errors_below_an_unmoved_layer(getkey):
+    """`errors_from_changes(..., start=s)` (used to skip inactive layers) gives the errors of
+    layers s + 1..H when z_1..z_s are at the feedforward point."""
     network, x, y, _ = _problem("mupc", True, "relu", getkey(), jnp.float64)
-    acts = network.feedforward(x)[0]
-    total = mupc.energy(network, acts, x, y, mupc.MSE())
-    for start in range(1, H):
-        suffix = energy_from(network, acts[start:], acts[start - 1], y, mupc.MSE(), start)
-        np.testing.assert_allclose(suffix, total, rtol=1e-12)
+    reference = network.feedforward(x)[0]
+    features = network.features(reference)
+    moved = reference.at[3:].add(jax.random.normal(getkey(), reference[3:].shape, jnp.float64))
+    full = errors_from_changes(network, moved, reference, features)
+    assert np.all(np.asarray(full[:3]) == 0.0)
+    for start in range(1, 4):
+        top = errors_from_changes(
+            network, moved[start:], reference[start:], features[start:], start
+        )
+        np.testing.assert_allclose(top, full[start:], rtol=1e-12, atol=1e-14)
