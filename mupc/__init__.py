@@ -32,6 +32,12 @@ from ._diagnostics.hessian import (
     lanczos_tridiagonal as lanczos_tridiagonal,
     track_hessian as track_hessian,
 )
+from ._diagnostics.signal import (
+    DecileSummary as DecileSummary,
+    LearningSignal as LearningSignal,
+    decile_summary as decile_summary,
+    learning_signal as learning_signal,
+)
 from ._diagnostics.theory import (
     Equilibrium as Equilibrium,
     equilibrium_activities as equilibrium_activities,
@@ -56,6 +62,8 @@ from ._inference import (
 )
 from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
 from ._network import (
+    ConvConfig as ConvConfig,
+    ConvResNet as ConvResNet,
     LayerSpec as LayerSpec,
     NetworkConfig as NetworkConfig,
     PCNetwork as PCNetwork,

@@ -1,4 +1,4 @@
-"""`mupc diagnose hessian | coords | theory`: look inside inference.
+"""`mupc diagnose hessian | coords | theory | signal`: look inside inference.
 
 - `hessian`: condition number of the activity Hessian across depth and width for `sp` and
   `mupc`, with and without skips, and over a short training run (`hessian.csv`, `hessian.png`).
@@ -6,6 +6,8 @@
   and depth, for each parameterisation (`coords.csv`, `coords.png`).
 - `theory`: ratio of the MSE loss to the equilibrium energy of linear networks over (N, H),
   at initialisation and after training (`theory.csv`, `theory.png`).
+- `signal`: per layer, the PC weight gradient against backprop's (norm ratio and cosine) for
+  several inference settings side by side, on real digits (`signal.csv`, `signal.png`).
 
 Data are synthetic (no download): inputs $x \\sim \\mathcal{N}(0, I_D)$ and one-hot labels of
 a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$.
@@ -562,6 +564,55 @@ def _plot_theory(args, rows, path):
     _save_figure(figure, path)
 
 
+# ----------------------------------------------------------------------------- signal
+
+DEFAULT_SIGNAL_SETTINGS = ["gd:0.5/64:H", "gd:10/64:H", "epc:0.1:5", "epc:0.1:100"]
+
+
+def _run_signal(args) -> int:
+    import jax
+
+    from .._data import load_dataset
+    from .._diagnostics.signal import (
+        SIGNAL_COLUMNS,
+        decile_summary,
+        learning_signal,
+        parse_setting,
+        plot_signal,
+        signal_rows,
+    )
+    from .._network import NetworkConfig, ResNet
+
+    settings = [parse_setting(spec, args.depth) for spec in args.settings]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    inputs = data.train_images[: args.batch_size]
+    targets = data.train_labels[: args.batch_size]
+    config = NetworkConfig(
+        data.input_dim, args.width, args.depth, data.num_classes, args.activation, args.param
+    )
+    network = ResNet(config, key=jax.random.key(args.seed))
+    rows: list[dict[str, Any]] = []
+    print(f"{'setting':<28}{'cos ≥ 0.9':>10}   mean cosine by decile of depth (bottom → top)")
+    for setting in settings:
+        started = time.perf_counter()
+        signal = learning_signal(setting.trainer, network, inputs, targets)
+        rows.extend(signal_rows(network, setting.label, signal))
+        summary = decile_summary(signal)
+        deciles = " ".join(f"{value:5.2f}" for value in summary.mean)
+        seconds = time.perf_counter() - started
+        print(f"{setting.label:<28}{summary.fraction_aligned:>9.0%}   {deciles}  ({seconds:.1f} s)")
+    write_csv(out / "signal.csv", rows, SIGNAL_COLUMNS)
+    title = (
+        f"{args.param}, {args.activation}, H = {args.depth}, N = {args.width}, one batch of "
+        f"{args.batch_size} {args.dataset} examples, at initialisation"
+    )
+    plot_signal(rows, out / "signal.png", title)
+    print(f"wrote {out / 'signal.csv'} and {out / 'signal.png'}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -633,3 +684,25 @@ def register(subparsers) -> None:
     theory.add_argument("--train-steps", type=int, default=20)
     theory.add_argument("--record-every", type=_positive, default=10)
     theory.set_defaults(run=_run_theory)
+
+    signal = sub.add_parser(
+        "signal", help="per-layer PC weight gradient against backprop's (ratio, cosine)"
+    )
+    signal.add_argument("--out", required=True, help="output folder for the CSV and PNG")
+    signal.add_argument(
+        "--settings",
+        nargs="+",
+        default=DEFAULT_SIGNAL_SETTINGS,
+        metavar="KIND:LR[:T]",
+        help="inference settings: KIND gd | epc | epc-reparameterised, LR the per-example "
+        "step (0.5/64 allowed), T an integer or H (default: %(default)s)",
+    )
+    signal.add_argument("--depth", "-H", type=_positive, default=128)
+    signal.add_argument("--width", "-N", type=_positive, default=128)
+    signal.add_argument("--param", choices=_PARAMS, default="mupc")
+    signal.add_argument("--activation", choices=_ACTIVATIONS, default="relu")
+    signal.add_argument("--dataset", default="mnist-sample")
+    signal.add_argument("--data-dir", default=None)
+    signal.add_argument("--batch-size", type=_positive, default=64)
+    signal.add_argument("--seed", type=int, default=0)
+    signal.set_defaults(run=_run_signal)

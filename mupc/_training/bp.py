@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import optax
 
 from .._loss import MSE, Loss
-from .base import StepMetrics, Trainer, apply_gradients, trainable
+from .base import StepMetrics, Trainer, trainable
 
 
 class BPTrainer(Trainer):
@@ -19,12 +19,10 @@ class BPTrainer(Trainer):
     optimiser: optax.GradientTransformation = optax.adam(1e-2)
     loss: Loss = MSE()
 
-    def _step(self, state, inputs, targets):
-        network = state.network
-
+    def gradients(self, network, inputs, targets, key):
         def mean_loss(params):
             net = eqx.combine(params, network)
             return jnp.mean(self.loss(net(inputs), targets))
 
         loss, grads = jax.value_and_grad(mean_loss)(trainable(network))
-        return apply_gradients(self.optimiser, state, grads, state.key), StepMetrics(loss=loss)
+        return grads, StepMetrics(loss=loss)
