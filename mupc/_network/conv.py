@@ -50,12 +50,57 @@ initialisation; GELU and SiLU are treated like ReLU)."""
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
-def _conv(inputs: Array, kernel: Array) -> Array:
-    """A stride-1 'same' convolution of (B, h, w, c_in) images with a (k, k, c_in, c_out)
-    kernel."""
+def _raw_conv(inputs: Array, kernel: Array) -> Array:
     return jax.lax.conv_general_dilated(
         inputs, kernel, (1, 1), "SAME", dimension_numbers=_DIMENSIONS
     )
+
+
+def _patches(images: Array, size: int) -> Array:
+    """(B, h, w, c) → (B, h, w, size² c): every pixel's zero-padded size × size neighbourhood,
+    ordered (row offset, column offset, channel) like an HWIO kernel's first three axes."""
+    pad = size // 2
+    height, width = images.shape[1], images.shape[2]
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    shifted = [
+        padded[:, i : i + height, j : j + width, :] for i in range(size) for j in range(size)
+    ]
+    return jnp.concatenate(shifted, axis=-1)
+
+
+@jax.custom_vjp
+def _conv(inputs: Array, kernel: Array) -> Array:
+    """A stride-1 'same' convolution (cross-correlation) of (B, h, w, c_in) images with a
+    (k, k, c_in, c_out) kernel.
+
+    Its backward pass is written out (the input gradient as a convolution with the flipped,
+    transposed kernel; the kernel gradient as one matrix product of image patches), because
+    XLA's CPU backend runs the default transposed convolutions slowly inside loops. Being a
+    `custom_vjp`, it supports reverse-mode differentiation only.
+    """
+    return _raw_conv(inputs, kernel)
+
+
+def _conv_forward(inputs, kernel):
+    return _raw_conv(inputs, kernel), (inputs, kernel)
+
+
+def _conv_backward(residuals, cotangent):
+    inputs, kernel = residuals
+    size = kernel.shape[0]
+    input_grad = _raw_conv(cotangent, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+    kernel_grad = jnp.einsum("bhwp,bhwo->po", _patches(inputs, size), cotangent)
+    return input_grad, kernel_grad.reshape(kernel.shape)
+
+
+_conv.defvjp(_conv_forward, _conv_backward)
+
+
+def _stacked_conv(images: Array, kernels: Array) -> Array:
+    """`_conv` of a stack of n image batches (n, B, h, w, c) with n kernels (n, k, k, c, o),
+    one after another in a loop (XLA's CPU backend runs a vmapped, grouped convolution far
+    more slowly)."""
+    return jax.lax.map(lambda pair: _conv(*pair), (images, kernels))
 
 
 def _pool(images: Array) -> Array:
@@ -196,6 +241,7 @@ class ConvResNet(PCNetwork):
     config: ConvConfig = eqx.field(static=True)
 
     kind: ClassVar[str] = "conv-resnet"
+    forward_mode_autodiff: ClassVar[bool] = False
 
     def __init__(self, config: ConvConfig, *, key: PRNGKeyArray, dtype: Any = None):
         """**Arguments:** the `ConvConfig`, a PRNG `key`, and the weights' `dtype` (drawn in
@@ -235,13 +281,14 @@ class ConvResNet(PCNetwork):
     def num_layers(self) -> int:
         return self.config.num_layers
 
-    def _multipliers(self) -> tuple[list[float], float, float]:
-        """(stage convolution multipliers, residual multiplier, readout multiplier)."""
+    def _multipliers(self) -> tuple[list[float], list[float], float]:
+        """Per stage: the convolution's and the residual blocks' multipliers; the readout's."""
         param = resolve_parameterisation(self.config.parameterisation)
         specs = self.config.layer_specs()
         n = self.config.blocks
-        stage = [param.multiplier(specs[s * (n + 1)]) for s in range(len(self.config.channels))]
-        residual = param.multiplier(specs[1]) if n else 0.0
+        starts = [s * (n + 1) for s in range(len(self.config.channels))]
+        stage = [param.multiplier(specs[i]) for i in starts]
+        residual = [param.multiplier(specs[i + 1]) if n else 0.0 for i in starts]
         return stage, residual, param.multiplier(specs[-1])
 
     def activation(self, x):
@@ -259,7 +306,7 @@ class ConvResNet(PCNetwork):
         return layers
 
     def feedforward(self, inputs, errors=None):
-        stage_mults, residual, _ = self._multipliers()
+        stage_mults, residual_mults, _ = self._multipliers()
         activities = []
         top = None
         for stage, (kernel, blocks) in enumerate(
@@ -271,7 +318,9 @@ class ConvResNet(PCNetwork):
             if stage_errors is not None:
                 first = first + stage_errors[0]
 
-            def block(previous, kernel_and_error):
+            residual = residual_mults[stage]
+
+            def block(previous, kernel_and_error, residual=residual):
                 kernel, error = kernel_and_error
                 current = previous + residual * _conv(self.activation(previous), kernel)
                 if error is not None:
@@ -287,7 +336,7 @@ class ConvResNet(PCNetwork):
     def predict(self, states, features, inputs=None, start=0):
         if start != 0:
             raise ValueError("ConvResNet does not support layer slicing (start must be 0).")
-        stage_mults, residual, _ = self._multipliers()
+        stage_mults, residual_mults, _ = self._multipliers()
         predictions = []
         for stage, (kernel, blocks) in enumerate(
             zip(self.stage_weights, self.block_weights, strict=True)
@@ -302,8 +351,8 @@ class ConvResNet(PCNetwork):
             if blocks.shape[0] == 0:
                 predictions.append(first[None])
                 continue
-            branch = jax.vmap(_conv)(features[stage][:-1], blocks)
-            rest = state[:-1] + residual * branch
+            branch = _stacked_conv(features[stage][:-1], blocks)
+            rest = state[:-1] + residual_mults[stage] * branch
             predictions.append(jnp.concatenate([first[None], rest], axis=0))
         return tuple(predictions)
 
