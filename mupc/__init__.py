@@ -69,7 +69,7 @@ from ._network import (
     PCNetwork as PCNetwork,
     ResNet as ResNet,
 )
-from ._optimisers import make_optimiser as make_optimiser
+from ._optimisers import freeze_layers as freeze_layers, make_optimiser as make_optimiser
 from ._parallel import ParallelTrainer as ParallelTrainer, device_mesh as device_mesh
 from ._parameterisation import (
     Multipliers as Multipliers,
