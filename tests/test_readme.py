@@ -54,5 +54,12 @@ def test_readme_is_short_and_its_links_resolve():
     assert [t for t in local if not (ROOT / t).exists()] == []
 
 
+def test_every_python_example_in_the_docs_compiles():
+    pages = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+    for page in pages:
+        for block in _python_blocks(page):
+            compile(block, str(page), "exec")  # a SyntaxError names the page
+
+
 if __name__ == "__main__":
     pytest.main([__file__])
