@@ -86,3 +86,18 @@ def test_evaluate_errors_name_the_problem(tmp_path, capsys):
     assert main(["evaluate", bare]) == 2
     assert "does not record its dataset; pass --dataset" in capsys.readouterr().err
     assert _json_output(capsys, bare, "--dataset", "synthetic")["num_examples"] == 256
+
+
+def test_evaluate_a_float64_checkpoint_in_a_float32_process(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY, "--steps", "2", "--float64", "--out", str(out)]) == 0
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        result = _json_output(capsys, str(out / "checkpoint.npz"))
+        assert not jax.config.jax_enable_x64  # restored
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    summary = json.loads((out / "summary.json").read_text())
+    assert result["test_accuracy"] == summary["test_accuracy"]
+    assert result["test_loss"] == pytest.approx(summary["test_loss"], rel=1e-12)

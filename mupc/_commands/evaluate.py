@@ -5,13 +5,6 @@ import json
 from .train import DATASETS
 
 
-def _stored_run(path) -> dict:
-    """The run settings a `mupc train` checkpoint carries in its metadata ({} if none)."""
-    from .._checkpoint import read_checkpoint_config
-
-    return read_checkpoint_config(path).get("metadata", {}).get("run", {}) or {}
-
-
 def _run(args) -> int:
     import jax
     import numpy as np
@@ -21,7 +14,9 @@ def _run(args) -> int:
     from .._loss import resolve_loss
     from ..experiments._run import RunConfig, load_run_data
 
-    stored = _stored_run(args.checkpoint)
+    stored_config = read_checkpoint_config(args.checkpoint)
+    # Checkpoints written by `mupc train` carry the run's settings; others carry none.
+    stored = stored_config.get("metadata", {}).get("run") or {}
     dataset = args.dataset or stored.get("dataset")
     if dataset is None:
         raise ValueError(
@@ -30,11 +25,12 @@ def _run(args) -> int:
         )
     loss = args.loss or stored.get("loss", "mse")
     x64 = jax.config.read("jax_enable_x64")
-    if read_checkpoint_config(args.checkpoint)["dtype"] == "float64":
+    if stored_config["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)  # a float64 network needs 64-bit arrays
     try:
         network = load_network(args.checkpoint)
-        data = load_run_data(RunConfig(dataset=dataset, data_dir=args.data_dir))
+        data_dir = args.data_dir or (stored.get("data_dir") if not args.dataset else None)
+        data = load_run_data(RunConfig(dataset=dataset, data_dir=data_dir))
         if data.input_dim != network.config.input_dim:
             raise ValueError(
                 f"The network in {args.checkpoint!r} takes {network.config.input_dim} inputs but "
