@@ -15,6 +15,8 @@ _COMMAND_MODULES = [
     "mupc._commands.diagnose",
     "mupc._commands.train",
     "mupc._commands.sweep",
+    "mupc._commands.plot",
+    "mupc._commands.evaluate",
 ]
 
 

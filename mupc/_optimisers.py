@@ -51,7 +51,7 @@ def freeze_layers(network, trainable_top: int) -> optax.GradientTransformation:
     initial weights exactly (the "top layers only" control of spec §8).
 
     **Arguments:** `network` (its shape defines the mask) and `trainable_top` = k, the number
-    of hidden layers whose weights train: $W_{H-k+1}, \dots, W_H$ (0 ≤ k ≤ H; $W_1$, the input
+    of hidden layers whose weights train: $W_{H-k+1}, \\dots, W_H$ (0 ≤ k ≤ H; $W_1$, the input
     layer's weights, belong to hidden layer 1).
 
     **Raises:** `ValueError` for a network other than `ResNet` or k out of range.

@@ -157,19 +157,37 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+def _tracker(logdir: str | None, config):
+    """The `--tensorboard DIR` tracker (None without the flag)."""
+    if logdir is None:
+        return None
+    from ..experiments._tracking import TensorBoardTracker
+
+    try:
+        return TensorBoardTracker(logdir, config=config.to_dict())
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+
+
 def _run(args) -> int:
     from ..experiments._run import describe, run_experiment
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue.")
     config = config_from_args(args)
-    summary = run_experiment(
-        config,
-        args.out,
-        resume=args.resume,
-        progress=not args.quiet,
-        provenance={"command": sys.argv},
-    )
+    tracker = _tracker(args.tensorboard, config)
+    try:
+        summary = run_experiment(
+            config,
+            args.out,
+            resume=args.resume,
+            progress=not args.quiet,
+            provenance={"command": sys.argv},
+            tracking=tracker,
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
     print(describe(summary))
     if args.out:
         print(f"results in {args.out}/ (summary.json, metrics.jsonl, checkpoint.npz)")
@@ -197,7 +215,7 @@ def register(subparsers) -> None:
         choices=("data", "layers", "both"),
         default="data",
         help="split the batch (data), the hidden layers (layers, PC only) or both over the "
-        "K devices (default data); see the README, Parallel training",
+        "K devices (default data); see docs/tutorials/parallel.md",
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", help="folder for config.json, metrics.jsonl, checkpoints and "
@@ -205,4 +223,6 @@ def register(subparsers) -> None:
     output.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")  # fmt: skip
     output.add_argument("--quiet", action="store_true", help="no progress bar")
+    output.add_argument("--tensorboard", metavar="DIR", help="also write the metrics as "
+                        "TensorBoard events to DIR (needs mupc[tensorboard])")  # fmt: skip
     parser.set_defaults(run=_run)

@@ -28,7 +28,7 @@ class Method:
 # Standard PC's rates: best of a small grid measured here (mnist-sample, N = 128, 100 steps,
 # weight lr {1e-2, 1e-3, 1e-4} x activity lr {0.5, 0.1, 0.05} batch-mean): (1e-3, 0.5) has
 # the lowest training loss at H = 16 and the best test accuracy at H = 8 and 16; see
-# the README (Reproducing the results). The published rates of μPC and BP are from spec §5.
+# docs/tutorials/sweeps.md (depth sweep). The published rates of μPC and BP are from spec §5.
 METHODS: dict[str, Method] = {
     "pc": Method("PC", "pc", "sp", 1e-3, 0.5),
     "mupc": Method("μPC", "pc", "mupc", 0.1, 0.5),

@@ -306,6 +306,7 @@ def run_experiment(
     progress: bool = True,
     provenance: dict | None = None,
     dataset=None,
+    tracking=None,
 ) -> dict[str, Any]:
     """Train as `config` says; return the summary (also written to `out/summary.json`).
 
@@ -320,6 +321,8 @@ def run_experiment(
     - `progress`: show a tqdm progress bar with the live loss and test accuracy.
     - `provenance`: extra JSON stored in `config.json` (e.g. the command line).
     - `dataset`: an already loaded `Dataset` (default: `load_run_data(config)`).
+    - `tracking`: also send every metrics record to a dashboard, e.g. a
+      `TensorBoardTracker` (see `mupc.experiments._tracking`); the caller closes it.
 
     **Returns:** a dict with `test_accuracy` (fraction in [0, 1]; None if the run diverged),
     `test_loss`, `best_test_accuracy`, `min_train_loss`, `final_train_loss`, `diverged`,
@@ -334,13 +337,14 @@ def run_experiment(
     jax.config.update("jax_enable_x64", bool(config.float64))
     try:
         return _run(
-            config, None if out is None else Path(out), resume, progress, provenance, dataset
-        )
+            config, None if out is None else Path(out), resume, progress, provenance, dataset,
+            tracking,
+        )  # fmt: skip
     finally:
         jax.config.update("jax_enable_x64", previous_x64)
 
 
-def _run(config, out, resume, progress, provenance, dataset):
+def _run(config, out, resume, progress, provenance, dataset, tracking):
     import jax
     import jax.numpy as jnp
     from tqdm import tqdm
@@ -413,6 +417,8 @@ def _run(config, out, resume, progress, provenance, dataset):
         record["test_accuracy"] = result.accuracy if record["test_loss"] is not None else None
         return record
 
+    if tracking is not None:
+        tracking.start(start)
     diverged_at, diverged_on = None, None
     pending = []  # device-side metrics since the last flush: no host sync on every step
     bar = tqdm(
@@ -479,6 +485,8 @@ def _run(config, out, resume, progress, provenance, dataset):
             if log is not None:
                 log.write(json.dumps(record, allow_nan=False) + "\n")
                 log.flush()
+            if tracking is not None:
+                tracking.log(record)
             if diverged_at is not None:
                 bar.update(diverged_at - bar.n)
                 break
