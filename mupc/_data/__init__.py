@@ -19,13 +19,21 @@ built-in datasets), `download` (lookup and download), `load` (`load_dataset`,
 """
 
 from .base import (
+    LAYOUTS as LAYOUTS,
     Dataset as Dataset,
     DatasetError as DatasetError,
     DatasetSpec as DatasetSpec,
+    Layout as Layout,
     RemoteFile as RemoteFile,
 )
 from .batching import iterate_batches as iterate_batches, num_batches as num_batches
-from .download import _cache_root as _cache_root, _download as _download, _locate as _locate
+from .download import (
+    DownloadError as DownloadError,
+    _cache_root as _cache_root,
+    _download as _download,
+    _locate as _locate,
+    locate_dataset as locate_dataset,
+)
 from .load import load_dataset as load_dataset, synthetic_dataset as synthetic_dataset
 from .registry import _REGISTRY as _REGISTRY, dataset_names as dataset_names
 
@@ -33,10 +41,14 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetSpec",
+    "DownloadError",
+    "LAYOUTS",
+    "Layout",
     "RemoteFile",
     "dataset_names",
     "iterate_batches",
     "load_dataset",
+    "locate_dataset",
     "num_batches",
     "synthetic_dataset",
 ]

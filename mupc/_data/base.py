@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 
@@ -16,19 +16,34 @@ class DatasetError(ValueError):
     """
 
 
+Layout = Literal["flat", "nchw", "nhwc"]
+"""How images are laid out: `"flat"` `(n, D)` vectors in channel-first order (fully connected
+networks), `"nchw"` `(n, channels, height, width)`, `"nhwc"` `(n, height, width, channels)`
+(convolutional networks, JAX's default convolution layout)."""
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+
+
+def check_layout(layout: object) -> None:
+    """**Raises:** `ValueError` unless `layout` is one of `LAYOUTS`."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be one of {list(LAYOUTS)}, got {layout!r}.")
+
+
 class Dataset(NamedTuple):
     """A classification dataset, normalised and ready for training.
 
     **Fields:**
 
-    - `train_images`: float32, shape `(n_train, D)` with `D = prod(input_shape)` when loaded
-      with `flatten=True`, else `(n_train, *input_shape)`.
+    - `train_images`: float32, shape `(n_train, D)` with `D = prod(input_shape)` in the
+      `"flat"` layout, else `(n_train, *input_shape)`.
     - `train_labels`: one-hot float32, shape `(n_train, num_classes)`.
     - `test_images`, `test_labels`: the same for the test split.
     - `name`: the dataset name, e.g. `"mnist"`.
     - `num_classes`: number of classes `C`.
-    - `input_shape`: shape of one example before flattening; images are channel-first
-      `(channels, height, width)`.
+    - `input_shape`: shape of one example before flattening: `(channels, height, width)` in
+      the `"flat"` and `"nchw"` layouts, `(height, width, channels)` in `"nhwc"`.
+    - `layout`: `"flat"`, `"nchw"` or `"nhwc"`.
+    - `directory`: the folder the files were read from (None for generated data).
     """
 
     train_images: np.ndarray
@@ -38,6 +53,8 @@ class Dataset(NamedTuple):
     name: str
     num_classes: int
     input_shape: tuple[int, ...]
+    layout: Layout = "flat"
+    directory: str | None = None
 
     @property
     def input_dim(self) -> int:

@@ -65,8 +65,9 @@ def iterate_batches(
 
     **Raises:**
 
-    - `ValueError`: mismatched lengths, or `batch_size`, `seed`, `epoch`, `start` out of range
-      (raised when the generator is created, not on first use).
+    - `ValueError`: mismatched lengths, `batch_size`, `seed`, `epoch`, `start` out of range,
+      or a `batch_size` larger than `n` with `drop_last=True` (no batch at all); raised when
+      the generator is created, not on first use.
     """
     n = len(images)
     if len(labels) != n:
@@ -75,6 +76,12 @@ def iterate_batches(
             "the same number"
         )
     total = num_batches(n, batch_size, drop_last)
+    if total == 0 and n > 0:
+        raise ValueError(
+            f"iterate_batches: batch_size={batch_size} is larger than the {n} examples and "
+            "drop_last=True, so there would be no batch; use a batch of at most "
+            f"{n} examples or drop_last=False"
+        )
     for arg, value in (("seed", seed), ("epoch", epoch)):
         if not isinstance(value, int | np.integer) or value < 0:
             raise ValueError(f"iterate_batches: {arg}={value!r}; expected a non-negative integer")

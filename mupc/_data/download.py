@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -9,6 +10,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from .._atomic import file_mode, remove_stale_temporaries, temporary_prefix
 from .base import DatasetError, DatasetSpec, RemoteFile
 
 
@@ -50,11 +52,14 @@ def _download(file: RemoteFile, directory: Path, timeout: float = 60.0) -> Path:
     bad or partial download is deleted.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(directory, file.name)  # left by a download that was killed
     dest = directory / file.name
     failures: list[str] = []
     mismatch = False
     for url in file.urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=temporary_prefix(file.name), suffix=".tmp", dir=directory
+        )
         tmp = Path(tmp_name)
         try:
             print(f"mupc: downloading {url} -> {dest}", file=sys.stderr)
@@ -78,6 +83,7 @@ def _download(file: RemoteFile, directory: Path, timeout: float = 60.0) -> Path:
                     f"{url}: size mismatch for {file.name}: expected {file.size} bytes, got {size}"
                 )
             else:
+                os.chmod(tmp, file_mode())
                 os.replace(tmp, dest)
                 return dest
         except OSError as e:  # URLError, HTTPError, timeouts are all OSErrors
@@ -91,8 +97,26 @@ def _download(file: RemoteFile, directory: Path, timeout: float = 60.0) -> Path:
     raise DatasetError(message) if mismatch else OSError(message)
 
 
+class DownloadError(OSError):
+    """A dataset is missing and could not be downloaded (no network, or every mirror failed).
+
+    The message is one line: what failed and the folder(s) where the files can be put by hand.
+    """
+
+
+def _check_data_dir(data_dir: str | os.PathLike | None) -> None:
+    if data_dir is None:
+        return
+    path = Path(data_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, "the data folder (`data_dir`) is a file, not a folder", str(path)
+        )
+
+
 def _locate(spec: DatasetSpec, data_dir: str | os.PathLike | None, download: bool) -> Path:
     """The first directory holding a complete copy of `spec`, downloading one if allowed."""
+    _check_data_dir(data_dir)
     candidates = _search_dirs(spec, data_dir)
     for directory in candidates:
         if spec.format.is_complete(directory):
@@ -115,7 +139,30 @@ def _locate(spec: DatasetSpec, data_dir: str | os.PathLike | None, download: boo
     target = _user_roots(data_dir)[0] / spec.name
     for file in spec.files:
         if not (target / file.name).is_file():
-            _download(file, target)
+            try:
+                _download(file, target)
+            except DatasetError:
+                raise
+            except OSError as error:
+                names = ", ".join(f.name for f in spec.files)
+                reason = str(error).split("\n")[-1].strip()
+                raise DownloadError(
+                    f"could not download {spec.name!r} ({reason}); without a network, put "
+                    f"its files ({names}) into {target}/ (or {spec.name}/ under --data-dir "
+                    "or $MUPC_DATA) and run again"
+                ) from error
     if not spec.format.is_complete(target):
         raise DatasetError(f"{target}: downloaded {spec.name!r} but the folder is incomplete")
     return target
+
+
+def locate_dataset(
+    name: str, *, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> Path:
+    """The folder `load_dataset(name, data_dir=data_dir)` reads, downloading it if needed.
+
+    **Raises:** as `load_dataset` (without parsing the files).
+    """
+    from .registry import _get_spec
+
+    return _locate(_get_spec(name), data_dir, download)

@@ -6,14 +6,14 @@ import os
 
 import numpy as np
 
-from .base import Dataset, DatasetError, DatasetSpec
+from .base import Dataset, DatasetError, DatasetSpec, Layout, check_layout
 from .download import _locate
 from .registry import _get_spec
 
 
-def _normalise(images: np.ndarray, spec: DatasetSpec, flatten: bool) -> np.ndarray:
-    """$x = (p / 255 - \\mu_c) / \\sigma_c$ per channel, float32; then optionally flattened in
-    channel-first (C, H, W) order."""
+def _normalise(images: np.ndarray, spec: DatasetSpec, layout: Layout) -> np.ndarray:
+    """$x = (p / 255 - \\mu_c) / \\sigma_c$ per channel, float32, from uint8 `(n, C, H, W)`;
+    then laid out as `layout` says (`"flat"`: flattened in channel-first (C, H, W) order)."""
     shape = (1, -1, 1, 1)
     mean = np.asarray(spec.mean, np.float32).reshape(shape)
     std = np.asarray(spec.std, np.float32).reshape(shape)
@@ -23,7 +23,27 @@ def _normalise(images: np.ndarray, spec: DatasetSpec, flatten: bool) -> np.ndarr
     x /= std
     if not np.isfinite(x).all():
         raise DatasetError(f"{spec.name!r}: normalised images contain non-finite values")
-    return x.reshape(len(x), -1) if flatten else x
+    return _arrange(x, layout)
+
+
+def _arrange(x: np.ndarray, layout: Layout) -> np.ndarray:
+    """`(n, C, H, W)` images in `layout`."""
+    if layout == "flat":
+        return x.reshape(len(x), -1)
+    if layout == "nhwc":
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return x
+
+
+def _resolve_layout(layout: Layout | None, flatten: bool | None) -> Layout:
+    if layout is None:
+        return "nchw" if flatten is False else "flat"
+    check_layout(layout)
+    if flatten is not None and flatten != (layout == "flat"):
+        raise ValueError(
+            f"`flatten={flatten}` contradicts `layout={layout!r}`; give `layout` alone."
+        )
+    return layout
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -36,7 +56,8 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     seed: int = 0,
-    flatten: bool = True,
+    flatten: bool | None = None,
+    layout: Layout | None = None,
 ) -> Dataset:
     """Load a classification dataset, normalised, with one-hot labels.
 
@@ -63,8 +84,11 @@ def load_dataset(
     - `seed`: accepted for a uniform call signature; loading is deterministic and no built-in
       dataset uses it (the `mnist-sample` split is fixed on purpose, so that test sets are the
       same across seeds). Shuffling happens in `iterate_batches`.
-    - `flatten`: if `True` images have shape `(n, D)`, flattened in channel-first (C, H, W)
-      order; else `(n, C, H, W)`.
+    - `layout`: `"flat"` (the default): images of shape `(n, D)`, flattened in channel-first
+      (C, H, W) order, for fully connected networks; `"nchw"`: `(n, C, H, W)`; `"nhwc"`:
+      `(n, H, W, C)`, for convolutional networks. Every layout holds the same normalised
+      numbers, only arranged differently.
+    - `flatten`: the older spelling: `True` is `layout="flat"`, `False` is `"nchw"`.
 
     **Returns:**
 
@@ -72,13 +96,16 @@ def load_dataset(
 
     **Raises:**
 
-    - `ValueError`: unknown `name`.
+    - `ValueError`: unknown `name` or `layout`, or `flatten` contradicting `layout`.
+    - `NotADirectoryError`: `data_dir` is a file.
     - `FileNotFoundError`: not found locally and `download=False` (or not downloadable).
     - `DatasetError`: a file is corrupt, truncated, of the wrong format, has the wrong number
       of examples, or a download failed its checksum.
-    - `OSError`: every mirror failed to answer.
+    - `DownloadError` (an `OSError`): every mirror failed to answer; the message says where to
+      put the files by hand.
     """
     del seed  # see the docstring: deterministic, reserved for a uniform signature
+    layout = _resolve_layout(layout, flatten)
     spec = _get_spec(name)
     directory = _locate(spec, data_dir, download)
     raw = spec.format.read(directory, spec)
@@ -92,14 +119,21 @@ def load_dataset(
                 f"expected {expected}"
             )
     return Dataset(
-        train_images=_normalise(raw.train_images, spec, flatten),
+        train_images=_normalise(raw.train_images, spec, layout),
         train_labels=_one_hot(raw.train_labels, spec.num_classes),
-        test_images=_normalise(raw.test_images, spec, flatten),
+        test_images=_normalise(raw.test_images, spec, layout),
         test_labels=_one_hot(raw.test_labels, spec.num_classes),
         name=spec.name,
         num_classes=spec.num_classes,
-        input_shape=spec.image_shape,
+        input_shape=_example_shape(spec.image_shape, layout),
+        layout=layout,
+        directory=str(directory),
     )
+
+
+def _example_shape(image_shape: tuple[int, int, int], layout: Layout) -> tuple[int, int, int]:
+    channels, height, width = image_shape
+    return (height, width, channels) if layout == "nhwc" else image_shape
 
 
 def synthetic_dataset(
@@ -110,6 +144,8 @@ def synthetic_dataset(
     seed: int = 0,
     *,
     separation: float = 3.0,
+    image_shape: tuple[int, int, int] | None = None,
+    layout: Layout = "flat",
 ) -> Dataset:
     """A learnable synthetic classification task: one Gaussian cluster per class.
 
@@ -126,15 +162,23 @@ def synthetic_dataset(
     - `num_classes`: number of classes `C` (at least 2).
     - `seed`: seed of `np.random.default_rng`.
     - `separation`: norm of the class means, in units of the noise standard deviation.
+    - `image_shape`: `(channels, height, width)` with product `D`, to read each example as an
+      image (its `D` numbers in channel-first order, as the `"flat"` layout of real images);
+      None: plain vectors (`"flat"` layout only).
+    - `layout`: `"flat"`, `"nchw"` or `"nhwc"`, as in `load_dataset`. The numbers are already
+      centred with unit noise, so no further normalisation is applied.
 
     **Returns:**
 
-    A `Dataset` named `"synthetic"` with float32 images `(n, D)` and one-hot labels `(n, C)`.
+    A `Dataset` named `"synthetic"` with float32 images `(n, D)` (or `(n, *input_shape)` in an
+    image layout) and one-hot labels `(n, C)`.
 
     **Raises:**
 
-    - `ValueError`: a size out of range.
+    - `ValueError`: a size out of range, an unknown `layout`, an image layout without
+      `image_shape`, or an `image_shape` whose product is not `input_dim`.
     """
+    check_layout(layout)
     for arg, value, low in (
         ("n_train", n_train, 0),
         ("n_test", n_test, 0),
@@ -152,4 +196,30 @@ def synthetic_dataset(
         return x.astype(np.float32), _one_hot(y, num_classes)
 
     train, test = draw(n_train), draw(n_test)
-    return Dataset(*train, *test, "synthetic", num_classes, (input_dim,))
+    if image_shape is None:
+        if layout != "flat":
+            raise ValueError(
+                f"synthetic_dataset: layout={layout!r} needs an `image_shape` (channels, "
+                "height, width)"
+            )
+        return Dataset(*train, *test, "synthetic", num_classes, (input_dim,))
+    if len(image_shape) != 3 or int(np.prod(image_shape)) != input_dim:
+        raise ValueError(
+            f"synthetic_dataset: image_shape={image_shape!r}; expected (channels, height, "
+            f"width) with product input_dim={input_dim}"
+        )
+    channels, height, width = image_shape
+
+    def arrange(x: np.ndarray) -> np.ndarray:
+        return _arrange(x.reshape(len(x), channels, height, width), layout)
+
+    return Dataset(
+        arrange(train[0]),
+        train[1],
+        arrange(test[0]),
+        test[1],
+        "synthetic",
+        num_classes,
+        _example_shape((channels, height, width), layout),
+        layout,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from .._published import FASHION_MNIST_NORMALISATION, MNIST_NORMALISATION
 from .base import DatasetSpec, RemoteFile
 from .formats import _CifarFormat, _IdxFormat, _SampleCsvFormat
 
@@ -81,7 +82,8 @@ _FASHION_CHECKSUMS = {
     ),
 }
 
-_MNIST_MEAN, _MNIST_STD = (0.1307,), (0.3081,)
+_MNIST_MEAN, _MNIST_STD = MNIST_NORMALISATION
+_FASHION_MEAN, _FASHION_STD = FASHION_MNIST_NORMALISATION
 
 _REGISTRY: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -104,8 +106,8 @@ _REGISTRY: dict[str, DatasetSpec] = {
             files=_idx_files(_FASHION_MIRRORS, _FASHION_CHECKSUMS),
             num_classes=10,
             image_shape=(1, 28, 28),
-            mean=(0.5,),
-            std=(0.5,),
+            mean=_FASHION_MEAN,
+            std=_FASHION_STD,
             num_train=60_000,
             num_test=10_000,
             system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
