@@ -96,8 +96,9 @@ def temporary_prefix(name: str) -> str:
 
 
 def _named(error: OSError, path: Path) -> OSError:
-    """`error` with `path` as its file name (a write error often carries none)."""
-    if error.filename is not None or error.errno is None:
+    """`error` naming `path`, the file the user asked for (a write error often names no
+    file, or a temporary one)."""
+    if error.errno is None:
         return error
     return OSError(error.errno, error.strerror or os.strerror(error.errno), str(path))
 

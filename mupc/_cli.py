@@ -63,8 +63,8 @@ def describe_os_error(error: OSError) -> str:
         return str(error).replace("\n", " ")
     problem = error.strerror or str(error)
     hint = _HINTS.get(error.errno) if error.errno is not None else None
-    if hint and hint not in problem:
-        problem = f"{problem}; {hint}"
+    if hint and error.errno is not None and problem == os.strerror(error.errno):
+        problem = f"{problem}; {hint}"  # the system's words only: our own messages say more
     return f"{error.filename}: {problem}"
 
 

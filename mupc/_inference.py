@@ -128,7 +128,9 @@ class DiscreteInference(InferenceSolver):
     skip_inactive: bool = True
 
     def __check_init__(self):
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 0):
+        if self.steps is not None and (
+            not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0
+        ):
             raise ValueError(f"`steps` (T) must be an integer ≥ 0 or None, got {self.steps!r}.")
         if self.tolerance is not None and not self.tolerance > 0:
             raise ValueError(f"`tolerance` must be > 0 or None, got {self.tolerance!r}.")
@@ -138,8 +140,8 @@ class DiscreteInference(InferenceSolver):
         cls, activity_lr: float, steps: int | None = None, **kwargs
     ) -> "DiscreteInference":
         """Plain gradient descent with a per-example step size `activity_lr`."""
-        if not activity_lr > 0:
-            raise ValueError(f"`activity_lr` must be > 0, got {activity_lr!r}.")
+        if not 0 < activity_lr < float("inf"):
+            raise ValueError(f"`activity_lr` must be finite and > 0, got {activity_lr!r}.")
         return cls(optax.sgd(activity_lr), steps, **kwargs)
 
     def run(self, network, activities, inputs, targets, loss, *, feedforward_start):

@@ -110,7 +110,9 @@ def _check_data_dir(data_dir: str | os.PathLike | None) -> None:
     path = Path(data_dir).expanduser()
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(
-            errno.ENOTDIR, "the data folder (`data_dir`) is a file, not a folder", str(path)
+            errno.ENOTDIR,
+            "the data folder (`data_dir`, --data-dir) is a file, not a folder",
+            str(path),
         )
 
 

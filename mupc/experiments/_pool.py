@@ -38,6 +38,7 @@ class _Stop(BaseException):
 
 
 def _raise_stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough (parent death sends two)
     raise _Stop
 
 
@@ -74,6 +75,11 @@ def _worker(connection: Connection, parent_pid: int, core: int | None, env: dict
     try:
         die_with_parent(parent_pid)
         os.environ.update(env)
+        # tqdm's default lock is a multiprocessing semaphore, which the resource tracker would
+        # report as leaked after a stop; a worker's bars need only a thread lock.
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
         if core is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {core})
         while True:
@@ -90,7 +96,12 @@ def _worker(connection: Connection, parent_pid: int, core: int | None, env: dict
                 reply = (key, False, traceback.format_exc())
             connection.send(reply)
     except _Stop:
-        return
+        # Unwound (temporary files removed, metrics closed); exit now, without the atexit
+        # hooks of the libraries, which may not survive being interrupted.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
 
 
 class WorkerPool:

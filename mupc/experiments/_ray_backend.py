@@ -11,14 +11,18 @@ On a cluster the output folder must be on a filesystem every node mounts at the 
 `RAY_RUNTIME_ENV`-style `py_modules`).
 
 Stopping: on SIGINT or SIGTERM the driver cancels every queued and running task
-(`ray.cancel(force=True)`) and shuts down the local instance it started. Orphans: a local
-instance started here shares the driver's fate (Ray starts its processes with a parent-death
-signal where the platform has one), and each task process also ends when its raylet dies.
+(`ray.cancel(force=True)`) and shuts down the local instance it started. Orphans: after
+`kill -9` of the driver, a reaper process (`_reaper.py`, Linux) ends every process of the
+local instance, Ray's agents included (which otherwise keep running); each task process also
+ends when its raylet dies. On a cluster (`address`), Ray itself ends the tasks of a driver
+that died.
 """
 
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -76,6 +80,7 @@ def run_on_ray(
     ray = _import_ray()
     out = Path(out).resolve()
     started_here = not ray.is_initialized()
+    reaper = None
     if started_here:
         if address is None:
             # A throwaway local instance started for one sweep sends no usage statistics
@@ -84,6 +89,7 @@ def run_on_ray(
         env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")} if address is None else {}
         env.update(worker_env or {})
         handlers = _signal_handlers()
+        reaper = _start_reaper() if address is None else None
         ray.init(
             address=address,
             num_cpus=num_cpus if address is None else None,
@@ -119,6 +125,23 @@ def run_on_ray(
     finally:
         if started_here:
             ray.shutdown()
+            if reaper is not None:
+                reaper.kill()
+                reaper.wait()
+
+
+def _start_reaper():
+    """On Linux, a watcher that ends the local Ray instance's processes if this process dies
+    without shutting it down (`kill -9`): see `_reaper.py`."""
+    if not sys.platform.startswith("linux"):
+        return None
+    script = Path(__file__).with_name("_reaper.py")
+    return subprocess.Popen(
+        [sys.executable, str(script), str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _task(execute: Callable[[dict, str], Any], config: dict, run_dir: str) -> Any:

@@ -125,7 +125,7 @@ def describe(summary: RunSummary) -> str:
             summary.diverged_on or "", "training loss"
         )
         how = (
-            f"exceeded {summary.config.divergence_threshold:g} × its value at the first step"
+            f"exceeded {summary.config.divergence_threshold:g} × its first value"
             if summary.divergence == "threshold"
             else "became non-finite"
         )
