@@ -68,15 +68,14 @@ def describe_os_error(error: OSError) -> str:
     return f"{error.filename}: {problem}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the `mupc` command line on `argv` (default: `sys.argv[1:]`) in this process."""
+def run_command(command: str, run, *args) -> int:
+    """`run(*args)` with the command line's error handling: one line on stderr and the exit
+    status of the module docstring for interrupts, bad input and file-system errors."""
     from .experiments._interrupt import as_interrupted, stop_on_signals
 
-    args = build_parser().parse_args(argv)
-    command = f"mupc {args.command}"
     try:
         with stop_on_signals():
-            return int(args.run(args) or 0)
+            return int(run(*args) or 0)
     except KeyboardInterrupt as error:
         stopped = as_interrupted(error)
         print(f"{command}: {stopped}", file=sys.stderr)
@@ -90,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `mupc` command line on `argv` (default: `sys.argv[1:]`) in this process."""
+    args = build_parser().parse_args(argv)
+    return run_command(f"mupc {args.command}", args.run, args)
 
 
 def console_main() -> int:

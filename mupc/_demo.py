@@ -17,6 +17,9 @@ from .experiments import DepthPreset, depth_runs, run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` and run the demo (Ctrl-C and file-system errors: one line, as `mupc`)."""
+    from ._cli import run_command
+
     parser = argparse.ArgumentParser(
         prog="python -m mupc._demo", description=__doc__.split("\n")[0]
     )
@@ -26,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=positive_int, default=150)
     parser.add_argument("--workers", type=positive_int, default=None)
     args = parser.parse_args(argv)
+    return run_command("make run", _demo, args)
 
+
+def _demo(args) -> int:
     preset = DepthPreset("mnist-sample", args.width, (args.depth,), 1, None, args.steps)
     runs = depth_runs(preset, eval_every=args.steps)
     print(

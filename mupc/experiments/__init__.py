@@ -9,7 +9,7 @@ published settings, and their figures.
   `transfer_report`.
 """
 
-from ._config import DIVERGENCE_THRESHOLD as DIVERGENCE_THRESHOLD, RunConfig as RunConfig
+from ._config import RunConfig as RunConfig
 from ._figures import (
     depth_figure as depth_figure,
     transfer_figure as transfer_figure,
