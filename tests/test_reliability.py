@@ -43,10 +43,12 @@ TALLY = {"faults injected": 0, "runs lost": 0, "orphan processes": 0}
 @pytest.fixture(scope="module", autouse=True)
 def _report(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
         line = ", ".join(f"{name}: {count}" for name, count in TALLY.items())
-        reporter.write_line(f"\ntest_reliability: {line}")
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\ntest_reliability: {line}")
 
 
 def _inject(count: int = 1) -> None:
