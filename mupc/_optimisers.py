@@ -24,12 +24,13 @@ def make_optimiser(name: str, learning_rate: float, **kwargs) -> optax.GradientT
     """The Optax optimiser called `name` (`sgd`, `momentum`, `adam`, `adamw`, `rmsprop`) with
     learning rate `learning_rate`; extra keyword arguments go to the Optax constructor.
 
-    **Raises:** `ValueError` for an unknown name or a learning rate that is not positive.
+    **Raises:** `ValueError` for an unknown name or a learning rate that is not positive and
+    finite.
     """
     if name not in OPTIMISERS:
         raise ValueError(f"Unknown optimiser {name!r}: expected one of {sorted(OPTIMISERS)}.")
-    if not learning_rate > 0:
-        raise ValueError(f"The learning rate must be > 0, got {learning_rate!r}.")
+    if not 0 < learning_rate < float("inf"):
+        raise ValueError(f"The learning rate must be > 0 and finite, got {learning_rate!r}.")
     return OPTIMISERS[name](learning_rate, **kwargs)
 
 

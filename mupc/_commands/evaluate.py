@@ -2,7 +2,8 @@
 
 import json
 
-from .train import DATASETS
+from ..experiments._config import DATASETS
+from ._arguments import positive_int
 
 
 def _run(args) -> int:
@@ -64,7 +65,6 @@ def _run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from .train import _positive_int
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -79,7 +79,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", help="where dataset files are looked for and downloaded")
     parser.add_argument("--loss", choices=("mse", "cross-entropy"),
                         help="loss to report (default: the run's, else mse)")  # fmt: skip
-    parser.add_argument("--batch-size", type=_positive_int, default=1000,
+    parser.add_argument("--batch-size", type=positive_int, default=1000,
                         help="examples per compiled batch (default 1000)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON line instead")
     parser.set_defaults(run=_run)

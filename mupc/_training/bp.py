@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .. import _published as published
 from .._loss import MSE, Loss
 from .base import StepMetrics, Trainer, trainable
 
@@ -16,7 +17,7 @@ class BPTrainer(Trainer):
     **Arguments:** `optimiser` (default Adam, lr 1e-2) and `loss` (default `MSE()`).
     """
 
-    optimiser: optax.GradientTransformation = optax.adam(1e-2)
+    optimiser: optax.GradientTransformation = optax.adam(published.BP_WEIGHT_LR)
     loss: Loss = MSE()
 
     def gradients(self, network, inputs, targets, key):

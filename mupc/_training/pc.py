@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .. import _published as published
 from .._activity_init import ActivityInit, FeedforwardInit
 from .._energy import energy, errors_from_changes, errors_to_layer_energies
 from .._inference.base import InferenceSolver
@@ -29,8 +30,8 @@ class PCTrainer(Trainer):
     - `record_layer_energies`: also return per-layer energies after inference.
     """
 
-    optimiser: optax.GradientTransformation = optax.adam(0.1)
-    inference: InferenceSolver = DiscreteInference.gradient_descent(0.5 / 64)
+    optimiser: optax.GradientTransformation = optax.adam(published.MUPC_WEIGHT_LR)
+    inference: InferenceSolver = DiscreteInference.gradient_descent(published.ACTIVITY_LR)
     activity_init: ActivityInit = FeedforwardInit()
     loss: Loss = MSE()
     record_layer_energies: bool = False
