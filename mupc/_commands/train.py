@@ -152,9 +152,29 @@ def config_from_args(args: argparse.Namespace):
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         loss=args.loss,
-        devices=getattr(args, "devices", 1),
+        devices=_devices(args),
         parallel=getattr(args, "parallel", "data"),
     )
+
+
+def _distributed(args: argparse.Namespace) -> bool:
+    """Whether the flags ask for several processes (`jax.distributed`)."""
+    flags = ("coordinator", "num_processes", "process_id")
+    return bool(getattr(args, "distributed", False)) or any(
+        getattr(args, flag, None) is not None for flag in flags
+    )
+
+
+def _devices(args: argparse.Namespace) -> int:
+    """K: `--devices`, else every device of every process with `jax.distributed`, else 1."""
+    devices = getattr(args, "devices", None)
+    if devices is not None:
+        return devices
+    if _distributed(args):
+        import jax
+
+        return jax.device_count()
+    return 1
 
 
 def _run(args) -> int:
@@ -162,6 +182,10 @@ def _run(args) -> int:
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue.")
+    if _distributed(args):
+        from .._parallel import initialize
+
+        initialize(args.coordinator, args.num_processes, args.process_id)
     config = config_from_args(args)
     summary = run_experiment(
         config,
@@ -188,17 +212,28 @@ def register(subparsers) -> None:
     scale.add_argument(
         "--devices",
         type=_positive_int,
-        default=1,
-        help="train on K devices (default 1); on CPU simulate K with "
-        "XLA_FLAGS=--xla_force_host_platform_device_count=K",
+        help="train on K devices (default 1, or with several processes all of their devices); "
+        "on CPU mupc simulates K host devices (K / P per process)",
     )
     scale.add_argument(
         "--parallel",
         choices=("data", "layers", "both"),
         default="data",
         help="split the batch (data), the hidden layers (layers, PC only) or both over the "
-        "K devices (default data); see the README, Parallel training",
+        "K devices (default data); see docs/parallel.md",
     )
+    hosts = parser.add_argument_group(
+        "several processes (jax.distributed; process 0 writes --out, which every process must "
+        "be able to read to --resume)"
+    )
+    hosts.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the processes of a SLURM or MPI job found in the environment",
+    )
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    hosts.add_argument("--num-processes", type=_positive_int, metavar="P", help="processes")
+    hosts.add_argument("--process-id", type=int, metavar="I", help="this process, 0..P-1")
     output = parser.add_argument_group("output")
     output.add_argument("--out", help="folder for config.json, metrics.jsonl, checkpoints and "
                         "summary.json")  # fmt: skip

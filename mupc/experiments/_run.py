@@ -230,17 +230,19 @@ def _trainer(method, optimizer, lr, activity_optimizer, activity_lr, inference_s
 
 
 def _placement(trainer, config: RunConfig):
-    """`(stepper, plain)`: what runs the steps (the trainer, or a `ParallelTrainer` over
-    `config.devices` devices) and how to get an ordinary `TrainState` back for evaluation and
-    checkpoints. Raises `ValueError` (K too large, or not dividing the batch or the depth)
-    before any data is touched."""
-    if config.devices == 1:
-        return trainer, lambda state: state
+    """`(stepper, plain, rows)`: what runs the steps (the trainer, or a `ParallelTrainer` over
+    `config.devices` devices, which may belong to several processes), how to get an ordinary
+    `TrainState` back for evaluation and checkpoints, and the rows of each batch that this
+    process feeds it (all of them with one process). Raises `ValueError` (K too large, or not
+    dividing the batch) before any data is touched."""
+    import jax
+
+    if config.devices == 1 and jax.process_count() == 1:
+        return trainer, lambda state: state, slice(None)
     from .._parallel import ParallelTrainer, device_mesh
 
     parallel = ParallelTrainer(trainer, device_mesh(config.devices, config.parallel))
-    parallel.check_sizes(batch_size=config.batch_size, depth=config.depth)
-    return parallel, parallel.unshard
+    return parallel, parallel.unshard, parallel.process_rows(config.batch_size)
 
 
 def _finite_or_none(value) -> float | None:
@@ -349,9 +351,11 @@ def _run(config, out, resume, progress, provenance, dataset):
     from .._data import iterate_batches
     from .._evaluation import evaluate
     from .._network import ResNet
+    from .._parallel import is_main_process
     from .._version import versions
 
     started = time.perf_counter()
+    writes = out is not None and is_main_process()  # with several processes, process 0 writes
     checkpoint = out / "checkpoint.npz" if out is not None else None
     summary_path = out / "summary.json" if out is not None else None
     metrics_path = out / "metrics.jsonl" if out is not None else None
@@ -382,14 +386,15 @@ def _run(config, out, resume, progress, provenance, dataset):
     )
     trainer = build_trainer(config)
     loss_fn = trainer.loss
-    stepper, plain = _placement(trainer, config)
+    stepper, plain, rows = _placement(trainer, config)
     state = trainer.init(network, train_key)
     tracker = _Tracker()
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint, like=state)
         tracker = _Tracker(read_checkpoint_config(checkpoint)["metadata"].get("tracker"))
-        _truncate_metrics(metrics_path, int(state.step))
-    elif metrics_path is not None and metrics_path.exists():
+        if writes:
+            _truncate_metrics(metrics_path, int(state.step))
+    elif writes and metrics_path.exists():
         metrics_path.unlink()  # a run killed before its first checkpoint starts over
     state = stepper.shard(state) if stepper is not trainer else state
     start = int(state.step)
@@ -398,7 +403,7 @@ def _run(config, out, resume, progress, provenance, dataset):
             f"The checkpoint in {str(out)!r} is at step {start}, beyond the requested {total} "
             "steps; ask for at least as many steps."
         )
-    if out is not None:
+    if writes:
         write_json_atomic(
             out / "config.json",
             {"run": config.to_dict(), "versions": versions(), **(provenance or {})},
@@ -416,10 +421,11 @@ def _run(config, out, resume, progress, provenance, dataset):
     diverged_at, diverged_on = None, None
     pending = []  # device-side metrics since the last flush: no host sync on every step
     bar = tqdm(
-        total=total, initial=start, disable=not progress, unit="step", file=sys.stderr,
+        total=total, initial=start, disable=not (progress and is_main_process()), unit="step",
+        file=sys.stderr,
         dynamic_ncols=True, desc=f"{config.method} H={config.depth} N={config.width}",
     )  # fmt: skip
-    log = open(metrics_path, "a") if metrics_path is not None else None  # noqa: SIM115
+    log = open(metrics_path, "a") if writes else None  # noqa: SIM115
     try:
         batches, batches_epoch = None, None
         for step in range(start, total):
@@ -431,7 +437,7 @@ def _run(config, out, resume, progress, provenance, dataset):
                 ))  # fmt: skip
                 batches_epoch = epoch
             inputs, targets = next(batches)
-            state, metrics = stepper.step(state, inputs, targets)
+            state, metrics = stepper.step(state, inputs[rows], targets[rows])
             pending.append(metrics)
             done = step + 1
             evaluate_now = done % config.eval_every == 0 or done == total
@@ -487,7 +493,7 @@ def _run(config, out, resume, progress, provenance, dataset):
                 postfix["test_acc"] = f"{tracker.last_eval['test_accuracy']:.2%}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(done - bar.n)
-            if save_now and checkpoint is not None:
+            if save_now and writes:
                 save_checkpoint(
                     checkpoint,
                     plain(state),
@@ -521,7 +527,7 @@ def _run(config, out, resume, progress, provenance, dataset):
         "num_test": int(test_x.shape[0]),
         "config": config.to_dict(),
     }
-    if summary_path is not None:
+    if writes:
         write_json_atomic(summary_path, summary)
     return summary
 
