@@ -172,6 +172,26 @@ def test_bad_distributed_flags(tmp_path, capsys, flags, message):
     assert not jax.distributed.is_initialized()
 
 
+def test_distributed_outside_a_cluster_says_what_to_give(tmp_path):
+    """`--distributed` in a fresh process with no SLURM, MPI or JAX coordinator variables."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLURM_", "OMPI_", "PMI_", "KUBERNETES_", "JAX_COORDINATOR"))
+    }
+    env["JAX_PLATFORMS"] = "cpu"
+    flags = ["train", *TINY, "--steps", "1", "--out", str(tmp_path), "--distributed"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mupc._cli", *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert re.search(r"Found no cluster to join .* give --coordinator HOST:PORT", done.stderr)
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     process, port, out, steps = sys.argv[2:6]
     print(json.dumps(_worker(int(process), int(port), out, int(steps))))

@@ -15,10 +15,10 @@ sharding is the single-device step, `Trainer.gradients`, applied to this wrapper
 What crosses devices follows from the energy's data flow. Layer l's prediction needs
 $z_{l-1}$, so each inference step sends the top activity of every shard to the next device
 and, in the gradient, its cotangent back (collective-permutes of one (B, ...) block each);
-the readout $r(z_H)$ is computed where every device can use it (one (B, ...) block broadcast
-from the top shard). The feedforward pass is a sequential scan: every device computes it
-whole (as the single device does) and keeps its own layers. See `docs/parallel.md` for the
-communication measured in the compiled program.
+the readout $r(z_H)$ is computed on the top shard and its (B, C) outputs summed over the
+layer devices (`readout`). The feedforward pass is a sequential scan: every device computes
+it whole (as the single device does) and keeps its own layers. See `docs/parallel.md` for
+the communication measured in the compiled program.
 
 A layer axis that K does not divide is padded by the partitioner (the shards hold
 ⌈n / K⌉ layers, the last ones fewer): any depth works; a multiple of K balances the work.
