@@ -101,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def console_main() -> int:
     """Entry point of the `mupc` executable: a fresh process, so `--devices K` can still ask
-    XLA for K CPU host devices before JAX starts."""
+    XLA for K CPU host devices before JAX starts (K / P with `--num-processes P`)."""
     args, _ = build_parser().parse_known_args()
-    _simulate_cpu_devices(getattr(args, "devices", 1) or 1)
+    # `--devices K` counts the devices of all `--num-processes P` processes: K / P each.
+    devices = getattr(args, "devices", None) or 1
+    _simulate_cpu_devices(max(1, devices // (getattr(args, "num_processes", None) or 1)))
     return main()
 
 

@@ -223,7 +223,7 @@ def config_from_args(args: argparse.Namespace):
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         loss=args.loss,
-        devices=getattr(args, "devices", 1),
+        devices=_devices(args),
         parallel=getattr(args, "parallel", "data"),
         divergence_threshold=args.divergence_threshold,
     )
@@ -267,11 +267,35 @@ def _tracker(logdir: str | None, config):
         raise ValueError(str(error)) from None
 
 
+def _distributed(args: argparse.Namespace) -> bool:
+    """Whether the flags ask for several processes (`jax.distributed`)."""
+    flags = ("coordinator", "num_processes", "process_id")
+    return bool(getattr(args, "distributed", False)) or any(
+        getattr(args, flag, None) is not None for flag in flags
+    )
+
+
+def _devices(args: argparse.Namespace) -> int:
+    """K: `--devices`, else every device of every process with `jax.distributed`, else 1."""
+    devices = getattr(args, "devices", None)
+    if devices is not None:
+        return devices
+    if _distributed(args):
+        import jax
+
+        return jax.device_count()
+    return 1
+
+
 def _run(args) -> int:
     from ..experiments import describe, run_experiment
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue.")
+    if _distributed(args):
+        from .._parallel import initialize
+
+        initialize(args.coordinator, args.num_processes, args.process_id)
     config = config_from_args(args)
     tracker = _tracker(args.tensorboard, config)
     try:
@@ -308,9 +332,8 @@ def register(subparsers) -> None:
     scale.add_argument(
         "--devices",
         type=positive_int,
-        default=1,
-        help="train on K devices (default 1); on CPU simulate K with "
-        "XLA_FLAGS=--xla_force_host_platform_device_count=K",
+        help="train on K devices (default 1, or with several processes all of their devices); "
+        "on CPU mupc simulates K host devices (K / P per process)",
     )
     scale.add_argument(
         "--parallel",
@@ -319,6 +342,18 @@ def register(subparsers) -> None:
         help="split the batch (data), the hidden layers (layers, PC only) or both over the "
         "K devices (default data); see docs/tutorials/parallel.md",
     )
+    hosts = parser.add_argument_group(
+        "several processes (jax.distributed; process 0 writes --out, which every process must "
+        "be able to read to --resume)"
+    )
+    hosts.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the processes of a SLURM or MPI job found in the environment",
+    )
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    hosts.add_argument("--num-processes", type=positive_int, metavar="P", help="processes")
+    hosts.add_argument("--process-id", type=int, metavar="I", help="this process, 0..P-1")
     output = parser.add_argument_group("output")
     output.add_argument("--out", help="folder for config.json, metrics.jsonl, checkpoints and "
                         "summary.json")  # fmt: skip

@@ -246,11 +246,12 @@ class ResNet(PCNetwork):
             raise ValueError("`inputs` must be None when `start` > 0 (the layer below is fixed).")
         branch = jnp.einsum("lbn,lmn->lbm", features[:-1], self.hidden_weights[start:])
         rest = self.skip * states[:-1] + self.multipliers.hidden * branch
+        # Shift down one layer with `pad`, not `concatenate`: the same values, but a layer-sharded
+        # `pad` partitions into one boundary transfer, a `concatenate` into all-to-alls.
+        shifted = jnp.pad(rest, ((1, 0), (0, 0), (0, 0)))
         if inputs is None:
-            first = jnp.zeros_like(states[0])
-        else:
-            first = self.first_prediction(inputs)
-        return jnp.concatenate([first[None], rest], axis=0)
+            return shifted
+        return shifted.at[0].set(self.first_prediction(inputs))
 
     def readout(self, activities: Activities) -> Outputs:
         """$\\hat y = a_L W_L \\phi(z_H)$, from activities whose last row is $z_H$."""

@@ -51,9 +51,11 @@ from ._summary import DivergedOn, DivergenceKind, RunSummary
 
 @dataclasses.dataclass(frozen=True)
 class _Files:
-    """The files of a run in its output `folder`."""
+    """The files of a run in its output `folder`; only a process that `writes` (process 0 of
+    a multi-process run, the only process otherwise) changes them, every process reads them."""
 
     folder: Path
+    writes: bool = True
 
     @property
     def config(self) -> Path:
@@ -119,7 +121,9 @@ def _prepare_output(out: Path, config: RunConfig, resume: bool) -> _Files:
     not `resume`, or if it holds another run; `OSError` (naming the path) if the folder cannot
     be created or written.
     """
-    files = _Files(out)
+    from .._parallel import is_main_process
+
+    files = _Files(out, writes=is_main_process())
     if resume and not (out.is_dir() and holds_run(out)):
         raise ValueError(
             f"--resume: {str(out)!r} holds no run (no config.json, checkpoint.npz or "
@@ -130,8 +134,9 @@ def _prepare_output(out: Path, config: RunConfig, resume: bool) -> _Files:
             f"{str(out)!r} already holds a run; pass --resume to continue it or choose another "
             "--out folder."
         )
-    check_writable_folder(out, "--out")
-    remove_stale_temporaries(out)  # left by a write that was killed
+    if files.writes:
+        check_writable_folder(out, "--out")
+        remove_stale_temporaries(out)  # left by a write that was killed
     if files.config.exists():
         check_same_run(read_json(files.config)["run"], config, out)
     if resume and files.checkpoint.exists():
@@ -294,16 +299,19 @@ def _trainer(
 
 
 def _placement(trainer, config: RunConfig):
-    """`(stepper, plain)`: what runs the steps (the trainer, or a `ParallelTrainer` over
-    `config.devices` devices) and how to get an ordinary `TrainState` back for evaluation and
-    checkpoints. Raises `ValueError` (K too large, or not dividing the batch or the depth)."""
-    if config.devices == 1:
-        return trainer, lambda state: state
+    """`(stepper, plain, rows)`: what runs the steps (the trainer, or a `ParallelTrainer` over
+    `config.devices` devices, which may belong to several processes), how to get an ordinary
+    `TrainState` back for evaluation and checkpoints, and the rows of each batch that this
+    process feeds it (all of them with one process). Raises `ValueError` (K too large, or not
+    dividing the batch) before any data is touched."""
+    import jax
+
+    if config.devices == 1 and jax.process_count() == 1:
+        return trainer, lambda state: state, slice(None)
     from .._parallel import ParallelTrainer, device_mesh
 
     parallel = ParallelTrainer(trainer, device_mesh(config.devices, config.parallel))
-    parallel.check_sizes(batch_size=config.batch_size, depth=config.depth)
-    return parallel, parallel.unshard
+    return parallel, parallel.unshard, parallel.process_rows(config.batch_size)
 
 
 @dataclasses.dataclass
@@ -346,9 +354,10 @@ def _restore(files: _Files | None, resume: bool, state) -> tuple[Any, _Tracker]:
     if files is not None and resume and files.checkpoint.exists():
         state = load_checkpoint(files.checkpoint, like=state)
         metadata = read_checkpoint_config(files.checkpoint)["metadata"]
-        _truncate_metrics(files.metrics, int(state.step))
+        if files.writes:
+            _truncate_metrics(files.metrics, int(state.step))
         return state, _Tracker.from_dict(metadata.get("tracker"))
-    if files is not None and files.metrics.exists():
+    if files is not None and files.writes and files.metrics.exists():
         files.metrics.unlink()  # a run killed before its first checkpoint starts over
     return state, _Tracker()
 
@@ -500,6 +509,7 @@ class _Loop:
     wall: Any  # () -> seconds of this run so far, over every resumed piece
     progress: bool
     tracking: Any = None  # a dashboard tracker (e.g. TensorBoardTracker), or None
+    rows: slice = slice(None)  # the rows of each batch this process feeds (jax.distributed)
 
 
 def _evaluate(loop: _Loop, step: int) -> dict:
@@ -515,7 +525,7 @@ def _evaluate(loop: _Loop, step: int) -> dict:
 def _save(loop: _Loop) -> None:
     from .._checkpoint import save_checkpoint
 
-    if loop.files is None:
+    if loop.files is None or not loop.files.writes:
         return
     tracker = loop.monitor.tracker.to_dict(loop.wall())
     metadata = {"run": loop.config.to_dict(), "tracker": tracker}
@@ -529,19 +539,20 @@ def _train(loop: _Loop) -> Divergence | None:
 
     config = loop.config
     pending: list = []  # device-side metrics since the last flush: no host sync every step
+    writes = loop.files is None or loop.files.writes  # one progress bar: process 0's
     bar = tqdm(
-        total=loop.total, initial=loop.start, disable=not loop.progress, unit="step",
-        file=sys.stderr, dynamic_ncols=True,
-        desc=config.label,
+        total=loop.total, initial=loop.start, disable=not (loop.progress and writes),
+        unit="step", file=sys.stderr, dynamic_ncols=True, desc=config.label,
     )  # fmt: skip
-    log = _MetricsLog(loop.files.metrics if loop.files is not None else None)
+    log = _MetricsLog(loop.files.metrics if loop.files is not None and writes else None)
     if loop.tracking is not None:
         loop.tracking.start(loop.start)
     try:
         for step, inputs, targets in _batch_stream(
             config, loop.data, loop.start, loop.total, loop.per_epoch
         ):
-            loop.state, metrics = loop.stepper.step(loop.state, inputs, targets)
+            rows = loop.rows  # this process's part of the batch (all of it with one process)
+            loop.state, metrics = loop.stepper.step(loop.state, inputs[rows], targets[rows])
             pending.append(metrics)
             done = step + 1
             evaluate_now = done % config.eval_every == 0 or done == loop.total
@@ -554,7 +565,7 @@ def _train(loop: _Loop) -> Divergence | None:
                 divergence = loop.monitor.evaluated(record, _evaluate(loop, done))
             record["wall_seconds"] = round(loop.wall(), 3)
             log.write(record)
-            if loop.tracking is not None:
+            if loop.tracking is not None and writes:
                 loop.tracking.log(record)
             if divergence is not None:
                 bar.update(divergence.step - bar.n)
@@ -664,7 +675,7 @@ def run_experiment(
             if finished.diverged or finished.steps == total:
                 return finished
         trainer = build_trainer(config)
-        stepper, plain = _placement(trainer, config)
+        stepper, plain, rows = _placement(trainer, config)
         state, tracker = _restore(files, resume, _initial_state(config, data, trainer))
         start = int(state.step)
         if start > total:
@@ -672,16 +683,17 @@ def run_experiment(
                 f"The checkpoint in {str(out)!r} is at step {start}, beyond the requested "
                 f"{total} steps; ask for at least as many steps."
             )
-        if files is not None:
+        if files is not None and files.writes:
             _write_config(files, config, data, provenance)
         loop = _Loop(
             config, data, files, stepper, plain, trainer.loss,
             stepper.shard(state) if stepper is not trainer else state,
             _Monitor(config, tracker, per_epoch), start, total, per_epoch,
             lambda: tracker.wall_seconds + (time.perf_counter() - started), progress, tracking,
+            rows,
         )  # fmt: skip
         divergence = _train(loop)
         summary = _summarise(loop, divergence, started)
-    if files is not None:
+    if files is not None and files.writes:
         write_json_atomic(files.summary, summary.to_dict())
     return summary
