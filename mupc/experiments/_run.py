@@ -509,7 +509,8 @@ class _Loop:
     wall: Any  # () -> seconds of this run so far, over every resumed piece
     progress: bool
     tracking: Any = None  # a dashboard tracker (e.g. TensorBoardTracker), or None
-    rows: slice = slice(None)  # the rows of each batch this process feeds (jax.distributed)
+    # The rows of each batch this process feeds (all of them without jax.distributed).
+    rows: slice = dataclasses.field(default_factory=lambda: slice(None))
 
 
 def _evaluate(loop: _Loop, step: int) -> dict:
