@@ -118,11 +118,14 @@ class TransferPreset:
     batch_size: int = published.BATCH_SIZE
     inference: InferenceKind = "pc"  # "epc": `activity_lrs` are ePC's error steps, per example
     network: NetworkKind = "mlp"
+    inference_steps: int | None = None  # T (None: T = H for PC, ePC's default for ePC)
 
 
-# ePC's grid: Adam weight rates around backprop's, error steps per example.
-EPC_WEIGHT_LRS = (0.1, 0.05, 0.01, 0.005, 0.001)
-EPC_ERROR_LRS = (1.0, 0.5, 0.1, 0.05, 0.01)
+# ePC's grid: Adam weight rates around backprop's; error steps per example over four decades
+# (one inference step: the state perturbation grows like the error step times the depth).
+EPC_WEIGHT_LRS = (0.05, 0.01, 0.005, 0.001)
+EPC_ERROR_LRS = (1.0, 0.1, 0.01, 0.001, 0.0001)
+EPC_STEPS = 1
 # The published activity grid without its largest rates (1e3, 5e2), which diverge at every size
 # measured here (mnist-sample, one epoch).
 TRIMMED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS[2:]
@@ -152,11 +155,11 @@ TRANSFER_PRESETS = {
     # ePC's (weight lr x error lr) grid across widths (H = 8) and depths (N = 128).
     "epc-width": TransferPreset(
         "mnist-sample", "width", (32, 128, 512), 128, 8,
-        EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc",
+        EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc", inference_steps=EPC_STEPS,
     ),
     "epc-depth": TransferPreset(
         "mnist-sample", "depth", (8, 32, 128), 128, 8,
-        EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc",
+        EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc", inference_steps=EPC_STEPS,
     ),
 }  # fmt: skip
 
@@ -256,6 +259,7 @@ def transfer_runs(
                         method="pc",
                         lr=weight_lr,
                         inference=preset.inference,
+                        inference_steps=preset.inference_steps,
                         activity_lr=(
                             activity_lr
                             if epc
