@@ -135,3 +135,27 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, spec, match):
     code = main(["diagnose", "signal", "--out", str(tmp_path), "-H", "2", "--settings", spec])
     assert code == 2
     assert match in capsys.readouterr().err
+
+
+def test_diagnose_signal_of_a_trained_checkpoint_and_of_a_conv_network(tmp_path, capsys):
+    run = tmp_path / "run"
+    train = ["train", "-H", "4", "-N", "16", "--steps", "3", "--quiet", "--out", str(run)]
+    assert main(train) == 0
+    out = tmp_path / "signal"
+    argv = ["diagnose", "signal", "--out", str(out), "--batch-size", "8"]
+    assert (
+        main([*argv, "--checkpoint", str(run / "checkpoint.npz"), "--settings", "epc:0.1:1"]) == 0
+    )
+    with open(out / "signal.csv") as handle:
+        written = [float(row["cosine"]) for row in csv.DictReader(handle)]
+    data = mupc.load_dataset("mnist-sample")
+    trainer = mupc.PCTrainer(inference=mupc.ErrorInference.gradient_descent(0.1, 1))
+    network = mupc.load_network(run / "checkpoint.npz")
+    signal = mupc.learning_signal(trainer, network, data.train_images[:8], data.train_labels[:8])
+    np.testing.assert_allclose(written, signal.cosine, rtol=1e-6)
+    conv = ["--network", "conv", "-H", "1", "-N", "2", "--stages", "2"]
+    assert main([*argv, *conv, "--settings", "gd:0.1:H"]) == 0
+    with open(out / "signal.csv") as handle:
+        kinds = [row["kind"] for row in csv.DictReader(handle)]
+    assert kinds == ["input", "residual", "hidden", "residual", "readout"]
+    assert "T=4" in capsys.readouterr().out  # T = H counts the conv network's four layers

@@ -581,7 +581,8 @@ DEFAULT_SIGNAL_SETTINGS = [
 def _run_signal(args) -> int:
     import jax
 
-    from .._data import load_dataset
+    from .._checkpoint import load_network
+    from .._data import Layout, load_dataset
     from .._diagnostics.signal import (
         SIGNAL_COLUMNS,
         decile_summary,
@@ -590,18 +591,31 @@ def _run_signal(args) -> int:
         plot_signal,
         signal_rows,
     )
-    from .._network import NetworkConfig, ResNet
+    from ..experiments._config import RunConfig
 
-    settings = [parse_setting(spec, args.depth) for spec in args.settings]
+    if args.checkpoint is not None:
+        network = load_network(args.checkpoint)
+        where = f"the network of {args.checkpoint}"
+    else:
+        config = RunConfig(
+            network=args.network, depth=args.depth, width=args.width, stages=args.stages,
+            activation=args.activation, parameterisation=args.param,
+        )  # fmt: skip
+        network = None
+        where = f"{config.label.split(' ', 1)[1]}, {args.activation}, at initialisation"
+    conv = network.kind == "conv-resnet" if network is not None else args.network == "conv"
+    layout: Layout = "nhwc" if conv else "flat"
+    data = load_dataset(args.dataset, data_dir=args.data_dir, layout=layout)
+    if network is None:
+        network = config.build_network(
+            data.train_images.shape[1:], data.num_classes, key=jax.random.key(args.seed),
+            dtype=None,
+        )  # fmt: skip
+    settings = [parse_setting(spec, network.num_layers) for spec in args.settings]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
     inputs = data.train_images[: args.batch_size]
     targets = data.train_labels[: args.batch_size]
-    config = NetworkConfig(
-        data.input_dim, args.width, args.depth, data.num_classes, args.activation, args.param
-    )
-    network = ResNet(config, key=jax.random.key(args.seed))
     rows: list[dict[str, Any]] = []
     print(f"{'setting':<28}{'cos ≥ 0.9':>10}   mean cosine by decile of depth (bottom → top)")
     for setting in settings:
@@ -613,10 +627,7 @@ def _run_signal(args) -> int:
         seconds = time.perf_counter() - started
         print(f"{setting.label:<28}{summary.fraction_aligned:>9.0%}   {deciles}  ({seconds:.1f} s)")
     write_csv(out / "signal.csv", rows, SIGNAL_COLUMNS)
-    title = (
-        f"{args.param}, {args.activation}, H = {args.depth}, N = {args.width}, one batch of "
-        f"{args.batch_size} {args.dataset} examples, at initialisation"
-    )
+    title = f"{where}: one batch of {args.batch_size} {args.dataset} examples"
     plot_signal(rows, out / "signal.png", title)
     print(f"wrote {out / 'signal.csv'} and {out / 'signal.png'}")
     return 0
@@ -710,8 +721,16 @@ def register(subparsers) -> None:
         help="inference settings: KIND gd | epc | epc-reparameterised, LR the per-example "
         "step (0.5/64 allowed), T an integer or H (default: %(default)s)",
     )
-    signal.add_argument("--depth", "-H", type=positive_int, default=128)
-    signal.add_argument("--width", "-N", type=positive_int, default=128)
+    signal.add_argument(
+        "--checkpoint", help="measure the network of this checkpoint (e.g. after training) "
+        "instead of a fresh one; the network flags are then ignored",
+    )  # fmt: skip
+    signal.add_argument("--network", choices=("mlp", "conv"), default="mlp")
+    signal.add_argument("--depth", "-H", type=positive_int, default=128,
+                        help="hidden layers H (conv: residual blocks per stage)")  # fmt: skip
+    signal.add_argument("--width", "-N", type=positive_int, default=128,
+                        help="width N (conv: channels of the first stage)")  # fmt: skip
+    signal.add_argument("--stages", type=positive_int, default=3, help="conv: stages")
     signal.add_argument("--param", choices=_PARAMS, default="mupc")
     signal.add_argument("--activation", choices=_ACTIVATIONS, default="relu")
     signal.add_argument("--dataset", default="mnist-sample")
