@@ -73,10 +73,20 @@ def test_transfer_grid_averages_log_losses_and_finds_best_cell():
 def test_transfer_report_says_whether_best_cell_moved():
     stayed = transfer_report(_transfer_rows({64: (1, 1), 128: (1, 1)}))
     assert "N = 64: (0.1, 1)" in stayed and "N = 128: (0.1, 1)" in stayed
-    assert stayed.endswith("best cell stayed in place")
+    assert "best cell stayed in place" in stayed
+    assert stayed.endswith(
+        "from N = 64 to N = 128 the optimum stayed in place: (0.1, 1.0) -> (0.1, 1.0)"
+    )
     moved = transfer_report(_transfer_rows({64: (1, 1), 128: (2, 2)}), size_name="H")
     assert "H = 128: (0.01, 0.1)" in moved and "<- moved" in moved
-    assert moved.endswith("best cell moved across sizes")
+    assert "best cell moved across sizes" in moved
+    assert moved.endswith("from H = 64 to H = 128 the optimum moved: (0.1, 1.0) -> (0.01, 0.1)")
+    # With three sizes the report also compares the second smallest with the largest.
+    three = transfer_report(_transfer_rows({8: (2, 2), 16: (1, 1), 128: (1, 1)}), size_name="H")
+    assert "from H = 8 to H = 128 the optimum moved" in three
+    assert three.endswith(
+        "from H = 16 to H = 128 the optimum stayed in place: (0.1, 1.0) -> (0.1, 1.0)"
+    )
 
 
 def test_transfer_figure_is_a_png(tmp_path):
