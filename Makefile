@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow lint format run bench docs docs-serve wheel-smoke clean
+.PHONY: setup test test-slow lint format run bench docs docs-serve wheel-smoke clean figures
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check mupc tests benchmarks
-	$(BIN)/ruff format --check mupc tests benchmarks
+	$(BIN)/ruff check mupc tests benchmarks results
+	$(BIN)/ruff format --check mupc tests benchmarks results
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
@@ -23,13 +23,13 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check mupc tests benchmarks
-	$(BIN)/ruff format --check mupc tests benchmarks
+	$(BIN)/ruff check mupc tests benchmarks results
+	$(BIN)/ruff format --check mupc tests benchmarks results
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format mupc tests benchmarks
-	$(BIN)/ruff check --fix mupc tests benchmarks
+	$(BIN)/ruff format mupc tests benchmarks results
+	$(BIN)/ruff check --fix mupc tests benchmarks results
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py
@@ -51,3 +51,7 @@ wheel-smoke: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache site build dist
+
+# Redraw every docs figure that has its CSV in results/ (results/figures.json lists them).
+figures: $(STAMP)
+	$(BIN)/python results/redraw.py

@@ -87,7 +87,7 @@ def _check_preset(name: str, presets: dict) -> None:
 
 
 def _run_depth(args) -> int:
-    from ..experiments._figures import depth_figure
+    from ..experiments._figures import depth_figure, depth_table
     from ..experiments._presets import depth_runs
     from ..experiments._sweep import run_sweep
 
@@ -122,30 +122,9 @@ def _run_depth(args) -> int:
         + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)")
         + f", {preset.seeds} seed(s)",
     )
-    print(_depth_table(results))
+    print(depth_table(results))
     print(f"wrote {out / 'results.csv'} and {figure}")
     return 0
-
-
-def _depth_table(results) -> str:
-    import numpy as np
-
-    lines = ["method     H     test accuracy (mean ± sd)   diverged"]
-    groups: dict[tuple[str, int], list] = {}
-    for result in results:
-        groups.setdefault((result.labels["method"], int(result.labels["depth"])), []).append(
-            result.summary
-        )
-    for (method, depth), group in groups.items():
-        accuracies = [100 * s.test_accuracy for s in group if not s.diverged]
-        diverged = sum(s.diverged for s in group)
-        text = (
-            f"{np.mean(accuracies):5.1f} ± {np.std(accuracies):4.1f} %  (n={len(accuracies)})"
-            if accuracies
-            else "      —"
-        )
-        lines.append(f"{method:<10} {depth:<5} {text:<27} {diverged}/{len(group)}")
-    return "\n".join(lines)
 
 
 def _run_transfer(args) -> int:

@@ -9,13 +9,18 @@
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._atomic import atomic_open
+from ._results import StoredResult
 from ._sweep import SweepResult
+
+# What the figures read: a finished sweep run, or its row read back from results.csv.
+Result = SweepResult | StoredResult
 
 _COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "μPC + ePC": "tab:green", "BP": "tab:gray"}
 
@@ -34,7 +39,7 @@ def _finite(value: float | None) -> float | None:
 
 
 def depth_figure(
-    results: list[SweepResult],
+    results: Sequence[Result],
     path: str | Path,
     title: str = "",
     depth_name: str = "hidden layers H",
@@ -45,7 +50,7 @@ def depth_figure(
     a `title` and the x-axis label `depth_name` (e.g. "residual blocks per stage").
     """
     plt = _pyplot()
-    by_method: dict[str, dict[int, list[SweepResult]]] = defaultdict(lambda: defaultdict(list))
+    by_method: dict[str, dict[int, list[Result]]] = defaultdict(lambda: defaultdict(list))
     for result in results:
         by_method[result.labels["method"]][int(result.labels["depth"])].append(result)
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
@@ -101,13 +106,13 @@ def _inference_rate(labels: dict) -> float:
     return float(labels["activity_lr_batch_mean"])
 
 
-def _rate_name(results: list[SweepResult]) -> str:
+def _rate_name(results: Sequence[Result]) -> str:
     if any(result.labels.get("error_lr") is not None for result in results):
         return "error lr (per example)"
     return "activity lr (batch-mean)"
 
 
-def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
+def transfer_grid(results: Sequence[Result]) -> dict[str, Any]:
     """Average the results of a transfer sweep (labels `size`, `weight_lr` and
     `activity_lr_batch_mean`, or `error_lr` for ePC) over seeds into one grid per size.
 
@@ -118,7 +123,7 @@ def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
     the lowest value, or None).
     """
 
-    def cell(result: SweepResult) -> tuple[int, float, float]:
+    def cell(result: Result) -> tuple[int, float, float]:
         labels = result.labels
         return (
             int(labels["size"]),
@@ -163,7 +168,7 @@ def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
 
 
 def transfer_figure(
-    results: list[SweepResult], path: str | Path, *, size_name: str = "N", title: str = ""
+    results: Sequence[Result], path: str | Path, *, size_name: str = "N", title: str = ""
 ) -> Path:
     """One heatmap panel per size of mean log10 minimum training loss, diverged cells hatched
     with a cross; return `path`."""
@@ -209,7 +214,7 @@ def transfer_figure(
     return path
 
 
-def transfer_report(results: list[SweepResult], size_name: str = "N") -> str:
+def transfer_report(results: Sequence[Result], size_name: str = "N") -> str:
     """The best cell of each size and whether it moved from the smallest size's."""
     grid = transfer_grid(results)
     lines = [f"best (weight lr, {grid['rate_name']}) per {size_name}, by log10 min train loss:"]
@@ -245,4 +250,25 @@ def transfer_report(results: list[SweepResult], size_name: str = "N") -> str:
             f"from {size_name} = {first} to {size_name} = {last} the optimum {verdict}: "
             f"{bests[first]} -> {bests[last]}"
         )
+    return "\n".join(lines)
+
+
+def depth_table(results) -> str:
+    """Test accuracy (mean ± sd over seeds, diverged runs left out and counted) per method and
+    depth, as printed by `mupc sweep depth`."""
+    lines = ["method     H     test accuracy (mean ± sd)   diverged"]
+    groups: dict[tuple[str, int], list] = {}
+    for result in results:
+        groups.setdefault((result.labels["method"], int(result.labels["depth"])), []).append(
+            result.summary
+        )
+    for (method, depth), group in groups.items():
+        accuracies = [100 * s.test_accuracy for s in group if not s.diverged]
+        diverged = sum(s.diverged for s in group)
+        text = (
+            f"{np.mean(accuracies):5.1f} ± {np.std(accuracies):4.1f} %  (n={len(accuracies)})"
+            if accuracies
+            else "      —"
+        )
+        lines.append(f"{method:<10} {depth:<5} {text:<27} {diverged}/{len(group)}")
     return "\n".join(lines)
