@@ -1,6 +1,7 @@
 """`mupc train` end to end: files, resume, divergence, bad options (in-process, tiny runs)."""
 
 import json
+import time
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,9 @@ def _lines(path):
 def test_train_writes_every_file_with_sane_values(tmp_path):
     out = tmp_path / "run"
     flags = ["--steps", "20", "--eval-every", "10", "--log-every", "5", "--checkpoint-every", "10"]
+    started = time.perf_counter()
     assert _train(*flags, "--out", str(out)) == 0
+    elapsed = time.perf_counter() - started
 
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["depth"] == 2 and config["run"]["width"] == 16
@@ -41,7 +44,12 @@ def test_train_writes_every_file_with_sane_values(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["diverged"] is False
     assert summary["diverged_at_step"] is None
-    assert summary["steps"] == 20 and summary["wall_seconds"] > 0
+    assert summary["steps"] == 20
+    # Wall time: positive, no more than the test measured around the call, and the logged
+    # times run forwards to it.
+    logged_times = [line["wall_seconds"] for line in lines]
+    assert 0 < logged_times[0] and logged_times == sorted(logged_times)
+    assert logged_times[-1] <= summary["wall_seconds"] <= elapsed
     assert summary["best_test_accuracy"] == max(line["test_accuracy"] for line in evaluated)
     assert 0 < summary["min_train_loss"] <= min(line["loss"] for line in lines)
 
@@ -53,6 +61,30 @@ def test_train_writes_every_file_with_sane_values(tmp_path):
     assert summary["test_accuracy"] == pytest.approx(accuracy)
     assert summary["test_accuracy"] == evaluated[-1]["test_accuracy"]
     assert int(np.load(out / "checkpoint.npz")["step"]) == 20
+
+
+def test_min_train_loss_is_the_minimum_over_every_step(tmp_path):
+    """`min_train_loss` is the minimum over every step, not over the logged ones: against a
+    twin run logging every step (same trajectory), at a batch size where the minimum falls
+    inside a log window. Each logged `mean_loss` is the mean over its window."""
+    flags = ["--steps", "20", "--batch-size", "8", "--eval-every", "20", "--checkpoint-every", "20"]
+    assert _train(*flags, "--log-every", "5", "--out", str(tmp_path / "every5")) == 0
+    assert _train(*flags, "--log-every", "1", "--out", str(tmp_path / "every1")) == 0
+    every_step = _lines(tmp_path / "every1" / "metrics.jsonl")
+    assert [line["step"] for line in every_step] == list(range(1, 21))
+    losses = np.array([line["loss"] for line in every_step])
+    lowest = int(np.argmin(losses)) + 1
+    assert lowest % 5 != 0, "the minimum must fall inside a window for this test to bite"
+    for name in ("every5", "every1"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["min_train_loss"] == float(losses.min()), name
+        assert summary["final_train_loss"] == float(losses[-1]), name
+    windows = _lines(tmp_path / "every5" / "metrics.jsonl")
+    assert [line["step"] for line in windows] == [5, 10, 15, 20]
+    for line in windows:
+        window = losses[line["step"] - 5 : line["step"]]
+        assert line["loss"] == float(window[-1])
+        assert line["mean_loss"] == pytest.approx(float(window.mean()), rel=1e-12)
 
 
 def _arrays(path):
