@@ -150,7 +150,8 @@ def optax_inference(weights, activities, inputs, targets, mults, phi, skips, los
     grad = jax.jit(jax.grad(total))
     state = opt.init(activities)
     for _ in range(steps):
-        updates, state = opt.update(grad(activities), state, activities)
+        with jax.numpy_dtype_promotion("standard"):  # Optax's bias correction mixes dtypes
+            updates, state = opt.update(grad(activities), state, activities)
         activities = optax.apply_updates(activities, updates)
     return activities
 
@@ -192,7 +193,9 @@ def numpy_feedforward(network, x):
     mults = spec_multipliers(cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, cfg.skips)
     phi = {"linear": lambda v: v, "relu": lambda v: np.maximum(v, 0.0), "tanh": np.tanh}
     weights = [np.asarray(w, np.float64) for w in weight_list(network)]
-    acts, out = feedforward(weights, np.asarray(x, np.float64), mults, phi[cfg.activation], cfg.skips)
+    acts, out = feedforward(
+        weights, np.asarray(x, np.float64), mults, phi[cfg.activation], cfg.skips
+    )
     return np.stack(acts), np.asarray(out)
 
 
