@@ -12,7 +12,9 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from helpers import tolerance
 
 DEVICES = 4
 COLLECTIVES = ("all-gather", "all-reduce", "collective-permute", "all-to-all", "reduce-scatter")
@@ -97,7 +99,17 @@ def _worker() -> dict:
                 for a, b in zip(ma, mb, strict=True)
             )
         )
-        return {"shapes": shapes, "weights": weight_error, "moved": moved, "metrics": metric_error}
+        scale = max(float(np.abs(a).max()) for a in leaves(ref_net))
+        # The largest loss or energy (a step count that differs exceeds any tolerance).
+        metric_scale = float(max(np.abs(np.asarray(a)).max() for m in ref_metrics for a in m[:3]))
+        return {
+            "shapes": shapes,
+            "weights": weight_error,
+            "moved": moved,
+            "metrics": metric_error,
+            "scale": scale,
+            "metric_scale": metric_scale,
+        }
 
     # SGD on the weights: Adam would turn rounding in near-zero gradients into steps of ±lr.
     gd = mupc.DiscreteInference.gradient_descent(0.1)
@@ -249,8 +261,10 @@ def test_equals_single_device(results, case):
     found = results["equality"][case]
     assert found["shapes"]
     assert found["moved"] > 1e-2  # training changed the weights, ...
-    assert found["weights"] < 1e-5  # ... identically on one device and on four
-    assert found["metrics"] < 1e-5
+    # ... identically on one device and on four, up to a few float32 roundings of the
+    # largest weight (measured: at most 0.3 of one rounding after three steps).
+    assert found["weights"] <= tolerance(dtype=np.float32, scale=found["scale"], k=4)
+    assert found["metrics"] <= tolerance(dtype=np.float32, scale=found["metric_scale"], k=4)
 
 
 def test_data_parallel_inference_needs_no_communication(results):
@@ -301,7 +315,7 @@ def test_cli_runs(results, case):
 @pytest.mark.parametrize("case", ["layers", "both", "resumed"])
 def test_cli_parallel_run_equals_single_device_run(results, case):
     cli = results["cli"]
-    assert cli["differences"][case] < 1e-5 * max(1.0, cli["scale"])
+    assert cli["differences"][case] <= tolerance(dtype=np.float32, scale=cli["scale"], k=4)
     ours, single = cli["accuracy"][case]
     assert ours == pytest.approx(single, abs=1e-6)
 

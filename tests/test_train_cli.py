@@ -70,6 +70,9 @@ def test_min_train_loss_is_the_minimum_over_every_step(tmp_path):
     flags = ["--steps", "20", "--batch-size", "8", "--eval-every", "20", "--checkpoint-every", "20"]
     assert _train(*flags, "--log-every", "5", "--out", str(tmp_path / "every5")) == 0
     assert _train(*flags, "--log-every", "1", "--out", str(tmp_path / "every1")) == 0
+    # The published activity step 0.5 (batch-mean) is 0.5 / 8 per example at batch 8.
+    config = json.loads((tmp_path / "every5" / "config.json").read_text())["run"]
+    assert config["batch_size"] == 8 and config["activity_lr"] == 0.5 / 8
     every_step = _lines(tmp_path / "every1" / "metrics.jsonl")
     assert [line["step"] for line in every_step] == list(range(1, 21))
     losses = np.array([line["loss"] for line in every_step])
@@ -137,10 +140,27 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
         assert a[key] == b[key], key
 
 
+def _set_stored_wall_seconds(checkpoint, seconds):
+    """Rewrite the wall time a checkpoint carries in its metadata (`tracker`)."""
+    with np.load(checkpoint) as data:
+        arrays = {name: data[name] for name in data.files}
+    config = json.loads(str(arrays["config"]))
+    config["metadata"]["tracker"]["wall_seconds"] = seconds
+    arrays["config"] = np.array(json.dumps(config))
+    with open(checkpoint, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
 def test_resume_extends_a_finished_run(tmp_path):
     short, whole = tmp_path / "short", tmp_path / "whole"
     assert _train("--steps", "6", "--out", str(short)) == 0
+    # The wall time of a resumed run adds to the time already spent (say 1000 s).
+    _set_stored_wall_seconds(short / "checkpoint.npz", 1000.0)
+    started = time.perf_counter()
     assert _train("--steps", "12", "--out", str(short), "--resume") == 0
+    elapsed = time.perf_counter() - started
+    summary = json.loads((short / "summary.json").read_text())
+    assert 1000.0 < summary["wall_seconds"] <= 1000.0 + elapsed
     assert _train("--steps", "12", "--out", str(whole)) == 0
     for name, value in _arrays(whole / "checkpoint.npz").items():
         np.testing.assert_array_equal(_arrays(short / "checkpoint.npz")[name], value)
