@@ -30,9 +30,11 @@ import concurrent.futures
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -40,6 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = Path(__file__).resolve().parent / "mutants.toml"
 CAUGHT = ("caught", "broken", "timeout")
+# pytest processes running now: ended (with their process groups) if the harness is stopped.
+_RUNNING: set[subprocess.Popen] = set()
+_LOCK = threading.Lock()
+_STOPPING = threading.Event()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,21 +127,28 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     started = time.perf_counter()
     # A new session, so that on a timeout the whole process group (spawned workers) is ended.
-    process = subprocess.Popen(
-        command,
-        cwd=copy,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    with _LOCK:
+        if _STOPPING.is_set():
+            return "stopped", 0.0, ""
+        process = subprocess.Popen(
+            command,
+            cwd=copy,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        _RUNNING.add(process)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
+        _end(process)
         process.communicate()
         return "timeout", time.perf_counter() - started, ""
+    finally:
+        with _LOCK:
+            _RUNNING.discard(process)
     seconds = time.perf_counter() - started
     lines = output.strip().splitlines()
     failed = [line.split(" - ")[0].removeprefix("FAILED ") for line in lines if "FAILED" in line]
@@ -144,6 +157,14 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
     if process.returncode == 1 and failed:
         return "caught", seconds, failed[0]
     return "broken", seconds, "\n".join(lines[-3:])
+
+
+def _end(process: subprocess.Popen) -> None:
+    """Kill a pytest process started by `run_tests` and everything in its process group."""
+    try:
+        os.killpg(process.pid, 9)
+    except ProcessLookupError:
+        pass
 
 
 def _verify_imports(copy: Path) -> None:
@@ -191,7 +212,10 @@ def baseline(mutants: list[Mutant], timeout: float) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     passed = status == "survived"  # every test passed
-    print(f"baseline, {len(files)} test files: {'passed' if passed else status} in {seconds:.0f} s")
+    print(
+        f"baseline, {len(files)} test files: {'passed' if passed else status} in {seconds:.0f} s",
+        flush=True,
+    )
     if not passed:
         sys.exit(f"The unmutated suite does not pass ({status}):\n{tail}")
 
@@ -228,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the mutated copies")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` ends the tests too
 
     mutants = load_mutants(args.mutants)
     if args.only:
@@ -241,10 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             state = {0: "STALE", 1: "ok"}.get(count, f"AMBIGUOUS ({count}x)")
             print(f"{m.id:>6}  {state:<9} {m.file}: {m.what}")
         return 0
-    if not args.no_baseline:
-        baseline(mutants, args.timeout)
     outcomes: list[Outcome] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
+    try:
+        if not args.no_baseline:
+            baseline(mutants, args.timeout)
         futures = {pool.submit(try_mutant, m, args.timeout, args.keep): m for m in mutants}
         for future in concurrent.futures.as_completed(futures):
             outcome = future.result()
@@ -252,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
             m = outcome.mutant
             print(f"{m.id:>6} {outcome.status:<9} {outcome.seconds:6.0f} s  {m.what}", flush=True)
             print(f"         {outcome.detail}", flush=True)
+    except BaseException:  # Ctrl-C or a kill: end the running tests, start no more
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _LOCK:
+            _STOPPING.set()
+            for process in list(_RUNNING):
+                _end(process)
+        raise
+    pool.shutdown()
     order = {m.id: i for i, m in enumerate(mutants)}
     outcomes.sort(key=lambda o: order[o.mutant.id])
     print(score(outcomes))

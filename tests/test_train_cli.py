@@ -216,6 +216,14 @@ def test_bad_options_are_refused(tmp_path, capsys):
     assert "width: stored 16 vs requested 32" in capsys.readouterr().err
 
 
+def test_run_length_in_steps():
+    # 1,000 examples at batch 64: 15 batches per epoch (the last 40 examples dropped).
+    assert RunConfig(epochs=2.0).total_steps(1000) == 30
+    assert RunConfig(epochs=1.5).total_steps(1000) == 23  # 22.5 steps, rounded up
+    assert RunConfig(epochs=0.01).total_steps(1000) == 1  # never zero
+    assert RunConfig(steps=7, epochs=2.0).total_steps(1000) == 7  # steps win over epochs
+
+
 def test_run_config_validates_fields():
     with pytest.raises(ValueError, match="`method` must be one of"):
         RunConfig(method="hebbian")
