@@ -40,17 +40,27 @@ from ._diagnostics.theory import (
     output_covariance as output_covariance,
     output_jacobians as output_jacobians,
 )
-from ._energy import energy as energy, layer_energies as layer_energies
+from ._energy import (
+    energy as energy,
+    layer_energies as layer_energies,
+    prediction_errors as prediction_errors,
+)
 from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
 from ._inference import (
     ContinuousInference as ContinuousInference,
     DiscreteInference as DiscreteInference,
+    ErrorInference as ErrorInference,
     InferenceResult as InferenceResult,
     InferenceSolver as InferenceSolver,
     activity_lr_from_batch_mean as activity_lr_from_batch_mean,
 )
 from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
-from ._network import NetworkConfig as NetworkConfig, ResNet as ResNet
+from ._network import (
+    LayerSpec as LayerSpec,
+    NetworkConfig as NetworkConfig,
+    PCNetwork as PCNetwork,
+    ResNet as ResNet,
+)
 from ._optimisers import make_optimiser as make_optimiser
 from ._parallel import ParallelTrainer as ParallelTrainer, device_mesh as device_mesh
 from ._parameterisation import (

@@ -1,24 +1,25 @@
-"""How the hidden activities are initialised before inference."""
+"""How the activities are initialised before inference."""
 
 import abc
 
 import equinox as eqx
 import jax
 
-from ._custom_types import Activities, Inputs, PRNGKeyArray
-from ._network import ResNet
+from ._custom_types import Inputs, PRNGKeyArray
+from ._network.base import Activities, PCNetwork
 
 
 class ActivityInit(eqx.Module):
-    """Produces the initial hidden activities (H, B, N) for a batch of inputs."""
+    """Produces the initial activities (a pytree like the network's) for a batch of inputs."""
 
     @abc.abstractmethod
-    def __call__(self, network: ResNet, inputs: Inputs, key: PRNGKeyArray) -> Activities:
+    def __call__(self, network: PCNetwork, inputs: Inputs, key: PRNGKeyArray) -> Activities:
         """The initial activities."""
 
 
 class FeedforwardInit(ActivityInit):
-    """$z_l$ = the feedforward pass, so every hidden error starts at zero (the default)."""
+    """$z_l$ = the feedforward pass, so every hidden error starts at exactly zero (the
+    default)."""
 
     def __call__(self, network, inputs, key):
         return network.feedforward(inputs)[0]
@@ -29,6 +30,16 @@ class NormalInit(ActivityInit):
 
     std: float = 1.0
 
+    def __check_init__(self):
+        if not (0 <= self.std < float("inf")):
+            raise ValueError(f"`std` must be finite and ≥ 0, got {self.std!r}.")
+
     def __call__(self, network, inputs, key):
-        shape = (network.config.depth, inputs.shape[0], network.config.width)
-        return self.std * jax.random.normal(key, shape, network.dtype)
+        shapes = jax.eval_shape(lambda x: network.feedforward(x)[0], inputs)
+        leaves, treedef = jax.tree.flatten(shapes)
+        keys = jax.random.split(key, len(leaves))
+        drawn = [
+            self.std * jax.random.normal(k, leaf.shape, leaf.dtype)
+            for k, leaf in zip(keys, leaves, strict=True)
+        ]
+        return jax.tree.unflatten(treedef, drawn)

@@ -2,11 +2,13 @@
 
 Array names (readable by any NumPy-compatible tool, `np.load(path)`):
 
-- `network/input_weights` (N, D), `network/hidden_weights` (H - 1, N, N),
-  `network/output_weights` (C, N): $W_1$, $W_2..W_H$ stacked, $W_L$ (multipliers not folded in).
+- `network/<field>`: the network's weight arrays by field name (multipliers not folded in),
+  e.g. for the residual MLP `network/input_weights` (N, D), `network/hidden_weights`
+  (H - 1, N, N), `network/output_weights` (C, N).
 - `opt_state/<path>`: the leaves of the optimiser state, named by their pytree path.
 - `step` (int32 scalar) and `key` (the PRNG key's raw uint32 data).
-- `config`: a JSON string with `network` (the `NetworkConfig`), `format` and any `metadata`.
+- `config`: a JSON string with `format`, `kind` (the network family, e.g. `"resnet"`),
+  `network` (its configuration), `dtype` and any `metadata`.
 
 Writes are atomic: a temporary file in the same folder, then `os.replace`.
 """
@@ -21,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._atomic import atomic_open
-from ._network import NetworkConfig, ResNet
+from ._network import NETWORKS
+from ._network.base import PCNetwork
 from ._training import TrainState
 
 FORMAT = "mupc-checkpoint-1"
@@ -35,12 +38,8 @@ def _leaves_by_name(tree: Any, prefix: str) -> dict[str, Any]:
     return named
 
 
-def _network_arrays(network: ResNet) -> dict[str, Any]:
-    return {
-        "network/input_weights": network.input_weights,
-        "network/hidden_weights": network.hidden_weights,
-        "network/output_weights": network.output_weights,
-    }
+def _network_arrays(network: PCNetwork) -> dict[str, Any]:
+    return _leaves_by_name(network, "network/")
 
 
 def _is_typed_key(key) -> bool:
@@ -57,6 +56,7 @@ def save_checkpoint(path: str | os.PathLike, state: TrainState, metadata: dict |
     key_data = jax.random.key_data(key) if _is_typed_key(key) else key
     config = {
         "format": FORMAT,
+        "kind": state.network.kind,
         "network": state.network.config.to_dict(),
         "dtype": str(state.network.dtype),
         "metadata": metadata or {},
@@ -91,13 +91,21 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     return _open(Path(path))[1]
 
 
-def load_network(path: str | os.PathLike) -> ResNet:
+def _kind(config: dict[str, Any], path) -> str:
+    kind = config.get("kind", "resnet")  # checkpoints written before conv networks existed
+    if kind not in NETWORKS:
+        raise ValueError(
+            f"Checkpoint {str(path)!r} holds a network of kind {kind!r}; this mupc knows "
+            f"{sorted(NETWORKS)}."
+        )
+    return kind
+
+
+def load_network(path: str | os.PathLike) -> PCNetwork:
     """Rebuild the network stored in a checkpoint from its stored configuration alone."""
     data, config = _open(Path(path))
-    network = ResNet(
-        NetworkConfig.from_dict(config["network"]),
-        key=jax.random.key(0),
-        dtype=config["dtype"],
+    network = NETWORKS[_kind(config, path)].from_config(
+        config["network"], key=jax.random.key(0), dtype=config["dtype"]
     )
     return _fill(network, _network_arrays(network), data, path, "network")
 
@@ -128,8 +136,8 @@ def load_checkpoint(path: str | os.PathLike, like: TrainState) -> TrainState:
     """
     path = Path(path)
     data, config = _open(path)
-    expected = like.network.config.to_dict()
-    stored = config["network"]
+    expected = {"kind": like.network.kind, **like.network.config.to_dict()}
+    stored = {"kind": _kind(config, path), **config["network"]}
     if stored != expected:
         diffs = ", ".join(
             f"{k}: checkpoint {stored.get(k)!r} vs requested {expected.get(k)!r}"

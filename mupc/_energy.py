@@ -1,81 +1,172 @@
-"""The predictive coding energy (spec §3).
+"""The predictive coding energy (spec §3), computed so that the method's zeros are exact.
 
 For one example, with $z_0 = x$ and $z_L = y$ clamped,
 
 $$F(z; W) = \\sum_{l=1}^{H} \\tfrac12 \\lVert \\varepsilon_l \\rVert^2 + \\ell(\\hat y(z_H), y),
-\\qquad \\varepsilon_l = z_l - \\tau_l z_{l-1} - a_l W_l \\phi(z_{l-1}),$$
+\\qquad \\varepsilon_l = z_l - \\mu_l(z_{l-1}),$$
 
-where $\\ell$ is the output loss ($\\tfrac12\\lVert y - a_L W_L \\phi(z_H)\\rVert^2$ for MSE).
-Hidden activities are stacked as an array of shape (H, B, N); every function here is batched
-and vectorised over layers (no Python loop over layers).
+where $\\mu_l$ is the layer's prediction (e.g. $\\tau z_{l-1} + a_l W_l \\phi(z_{l-1})$) and
+$\\ell$ the output loss.
+
+**Exact errors.** Each error is computed from the *changes* of the activities relative to the
+feedforward pass $\\bar z$ of the same input, whose errors are zero by definition:
+
+$$\\varepsilon_l = \\Delta z_l - \\mu_l^{\\text{lin}}(\\Delta z_{l-1}, \\Delta\\phi_{l-1}),
+\\qquad \\Delta z = z - \\bar z,\\ \\Delta\\phi = \\phi(z) - \\phi(\\bar z),$$
+
+which equals $z_l - \\mu_l(z_{l-1})$ in exact arithmetic because the prediction is linear in
+$(z_{l-1}, \\phi(z_{l-1}))$ and $\\bar z_l = \\mu_l(\\bar z_{l-1})$. In floating point, a layer
+whose activity and input have not moved has $\\Delta = 0$ bit for bit, hence an error of exactly
+0 and a weight gradient of exactly 0, whatever operations computed the feedforward pass. (Computing
+$z_l - \\mu_l(z_{l-1})$ directly leaves rounding-level errors, whose weight gradients are pure
+noise that Adam would turn into real updates.)
+
+Activities are pytrees whose leaves have the layout (layers, batch, ...); every function here
+is batched and vectorised over layers (no Python loop over layers).
 """
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._custom_types import Activities, Inputs, PerExample, Targets
+from ._custom_types import Inputs, PerExample, Targets
 from ._loss import Loss
-from ._network import ResNet
+from ._network.base import Activities, PCNetwork, per_example_sum
 
 
-def hidden_errors(
-    network: ResNet,
-    activities: Float[Array, "layers batch width"],
-    below: Float[Array, "batch _"],
+def errors_from_changes(
+    network: PCNetwork,
+    activities: Activities,
+    reference: Activities,
+    reference_features: Activities,
     start: int = 0,
-) -> Float[Array, "layers batch width"]:
-    """Errors $\\varepsilon_{s+1}, \\dots, \\varepsilon_H$ of the top layers.
+) -> Activities:
+    """The prediction errors $\\varepsilon_l$ of layers $s + 1..H$ (s = `start`), computed from
+    the changes relative to the feedforward pass (module docstring).
 
     **Arguments:**
 
     - `network`: the network.
-    - `activities`: $z_{s+1}, \\dots, z_H$, shape (H - s, B, N).
-    - `below`: the clamped activity under them: the inputs x (B, D) when `start` s = 0,
-      else $z_s$ (B, N).
-    - `start`: s, a static integer in [0, H).
+    - `activities`: $z$ of layers s + 1..H (all layers when s = 0).
+    - `reference`: $\\bar z$, the feedforward activities of the same layers.
+    - `reference_features`: $\\phi(\\bar z)$ of the same layers.
+    - `start`: s; s > 0 needs `network.supports_layer_slicing` and means $z_s = \\bar z_s$.
 
-    **Returns:** the errors, shape (H - s, B, N).
+    **Returns:** the errors, a pytree like `activities`.
     """
-    if start == 0:
-        first = activities[:1] - network.first_prediction(below)[None]
-        rest = activities[1:] - network.hidden_predictions(activities[:-1])
-        return jnp.concatenate([first, rest], axis=0)
-    previous = jnp.concatenate([below[None], activities[:-1]], axis=0)
-    weights = network.hidden_weights[start - 1 :]
-    return activities - network.hidden_predictions(previous, weights)
+    change = jax.tree.map(jnp.subtract, activities, reference)
+    feature_change = jax.tree.map(jnp.subtract, network.features(activities), reference_features)
+    predicted = network.predict(change, feature_change, None, start)
+    return jax.tree.map(jnp.subtract, change, predicted)
 
 
-def energy_from(
-    network: ResNet,
-    activities: Float[Array, "layers batch width"],
-    below: Float[Array, "batch _"],
-    targets: Targets,
-    loss: Loss,
-    start: int = 0,
+def prediction_errors(
+    network: PCNetwork,
+    activities: Activities,
+    inputs: Inputs,
+    reference: Activities | None = None,
+) -> Activities:
+    """The prediction errors $\\varepsilon_l = z_l - \\mu_l(z_{l-1})$ of every layer, exactly zero
+    where neither $z_l$ nor $z_{l-1}$ differs from the feedforward pass.
+
+    **Arguments:**
+
+    - `network`: the network.
+    - `activities`: $z$, a pytree of (layers, B, ...) arrays.
+    - `inputs`: the clamped inputs x of the batch.
+    - `reference`: the feedforward activities of `inputs` (computed when None).
+
+    **Returns:** a pytree like `activities`.
+    """
+    if reference is None:
+        reference = network.feedforward(inputs)[0]
+    return errors_from_changes(network, activities, reference, network.features(reference))
+
+
+def energy_from_errors(
+    network: PCNetwork, activities: Activities, errors: Activities, targets: Targets, loss: Loss
 ) -> PerExample:
-    """Per-example energy of layers s + 1 .. L (arguments as in `hidden_errors`).
-
-    With the layers below s at their feedforward values their errors are zero, so this
-    equals the total energy; the inference solver uses it to skip inactive layers.
-    """
-    errors = hidden_errors(network, activities, below, start)
-    hidden = 0.5 * jnp.sum(errors**2, axis=(0, 2))
-    return hidden + loss(network.readout(activities[-1]), targets)
+    """$\\sum_l \\tfrac12\\lVert\\varepsilon_l\\rVert^2 + \\ell(\\hat y(z_H), y)$ per example,
+    shape (B,)."""
+    hidden = 0.5 * per_example_sum(jax.tree.map(jnp.square, errors))
+    return hidden + loss(network.readout(activities), targets)
 
 
 def energy(
-    network: ResNet, activities: Activities, inputs: Inputs, targets: Targets, loss: Loss
+    network: PCNetwork,
+    activities: Activities,
+    inputs: Inputs,
+    targets: Targets,
+    loss: Loss,
+    reference: Activities | None = None,
 ) -> PerExample:
-    """The total energy $F$ of each example, shape (B,)."""
-    return energy_from(network, activities, inputs, targets, loss)
+    """The total energy $F$ of each example, shape (B,) (arguments as in
+    `prediction_errors`; `loss` is the output term, e.g. `mupc.MSE()`)."""
+    errors = prediction_errors(network, activities, inputs, reference)
+    return energy_from_errors(network, activities, errors, targets, loss)
+
+
+def _per_layer(leaf: Array) -> Array:
+    return 0.5 * jnp.sum(leaf**2, axis=tuple(range(2, leaf.ndim)))
 
 
 def layer_energies(
-    network: ResNet, activities: Activities, inputs: Inputs, targets: Targets, loss: Loss
+    network: PCNetwork,
+    activities: Activities,
+    inputs: Inputs,
+    targets: Targets,
+    loss: Loss,
+    reference: Activities | None = None,
 ) -> Float[Array, "layers_plus_one batch"]:
-    """Per-layer energies $\\tfrac12\\lVert\\varepsilon_l\\rVert^2$, l = 1..H, then the output
-    loss: shape (H + 1, B)."""
-    errors = hidden_errors(network, activities, inputs)
-    hidden = 0.5 * jnp.sum(errors**2, axis=2)
-    output = loss(network.readout(activities[-1]), targets)
-    return jnp.concatenate([hidden, output[None]], axis=0)
+    """Per-layer energies $\\tfrac12\\lVert\\varepsilon_l\\rVert^2$, l = 1..H (in the order of the
+    activities' leaves), then the output loss: shape (H + 1, B)."""
+    errors = prediction_errors(network, activities, inputs, reference)
+    return errors_to_layer_energies(network, activities, errors, targets, loss)
+
+
+def errors_to_layer_energies(network, activities, errors, targets, loss):
+    """`layer_energies` from already computed errors."""
+    hidden = [_per_layer(leaf) for leaf in jax.tree.leaves(errors)]
+    output = loss(network.readout(activities), targets)
+    return jnp.concatenate([*hidden, output[None]], axis=0)
+
+
+def local_weight_gradients(
+    network: PCNetwork,
+    activities: Activities,
+    errors: Activities,
+    inputs: Inputs,
+    targets: Targets,
+    loss: Loss,
+) -> tuple[Array, PCNetwork]:
+    """The PC weight gradient $\\partial \\bar F / \\partial W$ of the batch-mean energy at the
+    given activities, and $\\bar F$ itself.
+
+    Since $\\partial \\varepsilon_l / \\partial W_l = -\\partial \\mu_l / \\partial W_l$, the
+    gradient is that of the surrogate $\\sum_l \\langle \\operatorname{sg}(\\varepsilon_l),
+    -\\mu_l(z_{l-1}; W) \\rangle + \\ell(\\hat y(z_H; W), y)$ (sg: stop-gradient), which uses
+    the exact errors: a layer with $\\varepsilon_l = 0$ gets a gradient of exactly 0. It is local:
+    layer l's gradient needs only $\\varepsilon_l$ and $z_{l-1}$.
+
+    **Arguments:** the network, the (final) `activities` and their `errors`, the batch and
+    the output `loss`.
+
+    **Returns:** `(mean_energy, gradients)`, the gradients a pytree like the network (None
+    for non-array fields).
+    """
+    activities = jax.lax.stop_gradient(activities)
+    errors = jax.lax.stop_gradient(errors)
+    features = network.features(activities)
+    params, static = eqx.partition(network, eqx.is_inexact_array)
+
+    def surrogate(params):
+        net = eqx.combine(params, static)
+        predicted = net.predict(activities, features, inputs)
+        coupling = per_example_sum(jax.tree.map(lambda e, p: -e * p, errors, predicted))
+        output = loss(net.readout(activities), targets)
+        return jnp.mean(coupling + output), output
+
+    grads, output = jax.grad(surrogate, has_aux=True)(params)
+    hidden = 0.5 * per_example_sum(jax.tree.map(jnp.square, errors))
+    return jnp.mean(hidden + output), grads

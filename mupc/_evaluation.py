@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._loss import MSE, Loss
-from ._network import ResNet
-from ._validation import check_batch
+from ._network.base import PCNetwork
 
 
 class Evaluation(NamedTuple):
@@ -21,20 +20,20 @@ class Evaluation(NamedTuple):
 
 
 @eqx.filter_jit
-def _batch_sums(network: ResNet, inputs, targets, mask, loss: Loss):
+def _batch_sums(network: PCNetwork, inputs, targets, mask, loss: Loss):
     outputs = network(inputs)
     correct = jnp.argmax(outputs, -1) == jnp.argmax(targets, -1)
     return jnp.sum(mask * loss(outputs, targets)), jnp.sum(mask * correct.astype(mask.dtype))
 
 
 def evaluate(
-    network: ResNet, inputs, targets, *, loss: Loss = MSE(), batch_size: int = 1000
+    network: PCNetwork, inputs, targets, *, loss: Loss = MSE(), batch_size: int = 1000
 ) -> Evaluation:
-    """Feedforward loss and accuracy of `network` over all of `inputs` (n, D) / `targets`
+    """Feedforward loss and accuracy of `network` over all of `inputs` (n, ...) / `targets`
     (n, C), in compiled batches of `batch_size` (the last one padded and masked, so one
     program serves every batch).
     """
-    check_batch(network.config, inputs, targets)
+    network.check_batch(inputs, targets)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be ≥ 1, got {batch_size!r}.")
     inputs, targets = np.asarray(inputs), np.asarray(targets)
@@ -48,7 +47,7 @@ def evaluate(
         if x.shape[0] < size:
             pad = size - x.shape[0]
             mask[x.shape[0] :] = 0
-            x = np.concatenate([x, np.zeros((pad, x.shape[1]), x.dtype)])
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
             y = np.concatenate([y, np.zeros((pad, y.shape[1]), y.dtype)])
         batch_loss, batch_correct = _batch_sums(
             network, jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(mask), loss

@@ -32,8 +32,7 @@ from ._custom_types import Inputs, Targets
 from ._inference import DiscreteInference
 from ._network import ResNet
 from ._optimisers import optax_update
-from ._training import PCTrainer, StepMetrics, Trainer, TrainState, _apply, _trainable
-from ._validation import check_batch
+from ._training import PCTrainer, StepMetrics, Trainer, TrainState, apply_gradients, trainable
 
 ParallelMode = Literal["data", "layers", "both"]
 
@@ -211,6 +210,8 @@ class ParallelTrainer(eqx.Module):
             )
 
     def _check_layout(self, state: TrainState, what: str) -> None:
+        if not isinstance(state.network, ResNet):
+            return  # only the residual MLP has a layer-aligned layout
         depth = state.network.config.depth
         slots = state.network.hidden_weights.shape[0]
         expected = depth if self.layer_devices > 1 else depth - 1
@@ -282,7 +283,7 @@ class ParallelTrainer(eqx.Module):
         **Raises:** `ValueError` for a malformed batch (as `Trainer.step`) or a batch size not
         divisible by the data devices.
         """
-        check_batch(state.network.config, inputs, targets)
+        state.network.check_batch(inputs, targets)
         self._check_layout(state, "step")
         dtype = state.network.dtype
         inputs, targets = self.shard_batch(jnp.asarray(inputs, dtype), jnp.asarray(targets, dtype))
@@ -318,12 +319,13 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
     inference = trainer.inference
     assert isinstance(inference, DiscreteInference)
     network = state.network  # hidden weights in the layer-aligned layout (H, N, N)
+    assert isinstance(network, ResNet)
     key, init_key = jax.random.split(state.key)
     feedforward_start = isinstance(trainer.activity_init, FeedforwardInit)
     if feedforward_start:
         init = None
     else:
-        init = trainer.activity_init(network, inputs, init_key)
+        init = trainer.activity_init(_unpad_hidden(network), inputs, init_key)
     global_batch = inputs.shape[0]
     k = parallel.layer_devices
     steps = network.config.depth if inference.steps is None else inference.steps
@@ -360,7 +362,7 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
             return jnp.concatenate([bottom[None], hidden[1:]], axis=0)
 
         def output_term(net, z):
-            return jnp.where(is_last, trainer.loss(net.readout(z[-1]), y), 0.0)
+            return jnp.where(is_last, trainer.loss(net.readout(z), y), 0.0)
 
         def local_energy(net, z, first):
             """Per-example energy of this shard's layers (+ the output term on the top one)."""
@@ -408,7 +410,7 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
             net_ = eqx.combine(trainable, net)
             return batch_mean(local_energy(net_, z, net_.first_prediction(x)))
 
-        energy_after, grads = jax.value_and_grad(mean_energy)(_trainable(net))
+        energy_after, grads = jax.value_and_grad(mean_energy)(trainable(net))
         per_layer = None
         if trainer.record_layer_energies:
             errors = z - predictions(net, z, from_below(z[-1]), first)
@@ -435,4 +437,4 @@ def _layer_parallel_pc_step(parallel: ParallelTrainer, state: TrainState, inputs
         out_specs=(net_specs, metric_specs),
     )
     grads, metrics = sharded(network, init, inputs, targets)
-    return _apply(trainer.optimiser, state, grads, key), metrics
+    return apply_gradients(trainer.optimiser, state, grads, key), metrics

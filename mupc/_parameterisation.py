@@ -1,9 +1,19 @@
-"""Parameterisations: the per-layer multipliers and initialisation of the network (spec §2).
+"""Parameterisations: every layer's constant multiplier and initial weights, from its kind and
+fan-in (spec §2 for the residual MLP, spec §9 for the conv ResNet).
 
-A parameterisation is one piece of data, computed in one place: `multipliers(...)` gives
-$a_1, a_l, a_L$ as a function of (D, N, H, C, skips) and `init_weight(...)` draws a weight
-matrix. The forward pass, the energy and the initialiser all read these; nothing else
-computes a multiplier.
+A parameterisation is one piece of data, computed in one place: `multiplier(layer)` gives
+$a_l$ and `init_weight(key, shape, layer, dtype)` draws $W_l$, both from the layer's
+`LayerSpec` (kind, fan-in, gain, residual branches). The forward pass, the energy and the
+initialiser all read these; nothing else computes a multiplier.
+
+- `sp`: every multiplier 1; weights $U(\\pm 1/\\sqrt{\\text{fan\\_in}})$.
+- `mupc`: $g/\\sqrt{\\text{fan\\_in}}$ on input and hidden layers,
+  $g/\\sqrt{\\text{fan\\_in}\\cdot\\text{branches}}$ on residual branches and
+  $1/\\text{fan\\_in}$ on the readout; weights $\\mathcal N(0, 1)$.
+- `ntp`: as `mupc` but $1/\\sqrt{\\text{fan\\_in}}$ on the readout.
+
+For the MLP g = 1, fan-ins D and N, and branches L = H + 1 (with skips), which gives spec §2's
+$a_1 = 1/\\sqrt D$, $a_l = 1/\\sqrt{N L}$, $a_L = 1/N$ (μPC).
 """
 
 import abc
@@ -15,10 +25,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._network.base import LayerSpec
+
 
 class Multipliers(NamedTuple):
-    """The constant multipliers $a_1$ (input layer), $a_l$ for $2 \\le l \\le H$ (hidden
-    layers) and $a_L$ (readout)."""
+    """The residual MLP's multipliers: $a_1$ (input layer), $a_l$ for $2 \\le l \\le H$
+    (hidden layers) and $a_L$ (readout)."""
 
     input: float
     hidden: float
@@ -26,25 +38,23 @@ class Multipliers(NamedTuple):
 
 
 class Parameterisation(eqx.Module):
-    """How a network's multipliers and initial weights depend on its shape.
+    """How a network's multipliers and initial weights depend on each layer's shape.
 
     Subclasses set `name` (used in checkpoints and on the command line) and implement
-    `multipliers` and `init_weight`.
+    `multiplier` and `init_weight`.
     """
 
     name: ClassVar[str]
 
     @abc.abstractmethod
-    def multipliers(
-        self, input_dim: int, width: int, depth: int, output_dim: int, skips: bool
-    ) -> Multipliers:
-        """The multipliers for D = `input_dim`, N = `width`, H = `depth`, C = `output_dim`."""
+    def multiplier(self, layer: LayerSpec) -> float:
+        """The constant multiplier $a_l$ of a layer."""
 
     @abc.abstractmethod
     def init_weight(
-        self, key: PRNGKeyArray, shape: tuple[int, ...], dtype: jnp.dtype
+        self, key: PRNGKeyArray, shape: tuple[int, ...], layer: LayerSpec, dtype: jnp.dtype
     ) -> Float[Array, "..."]:
-        """Draw a weight array of `shape`, whose last axis is the fan-in."""
+        """Draw the weights of a layer (or of a stack of identical layers) of `shape`."""
 
 
 class StandardPC(Parameterisation):
@@ -52,39 +62,47 @@ class StandardPC(Parameterisation):
 
     name: ClassVar[str] = "sp"
 
-    def multipliers(self, input_dim, width, depth, output_dim, skips):
-        return Multipliers(1.0, 1.0, 1.0)
+    def multiplier(self, layer):
+        return 1.0
 
-    def init_weight(self, key, shape, dtype):
-        bound = 1.0 / math.sqrt(shape[-1])
+    def init_weight(self, key, shape, layer, dtype):
+        bound = 1.0 / math.sqrt(layer.fan_in)
         return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
 
 
 class MuPC(Parameterisation):
-    """μPC (`mupc`, Depth-μP): $a_1 = 1/\\sqrt{D}$, $a_l = 1/\\sqrt{N L}$ with skips
-    ($1/\\sqrt{N}$ without), $a_L = 1/N$; weights $\\sim \\mathcal{N}(0, 1)$, $L = H + 1$."""
+    """μPC (`mupc`, Depth-μP): $g/\\sqrt{\\text{fan\\_in}}$ on input and hidden layers, an extra
+    $1/\\sqrt{\\text{branches}}$ on residual branches, $1/\\text{fan\\_in}$ on the readout;
+    weights $\\sim \\mathcal{N}(0, 1)$."""
 
     name: ClassVar[str] = "mupc"
 
-    def _readout(self, width: int) -> float:
-        return 1.0 / width
+    def _readout(self, fan_in: int) -> float:
+        return 1.0 / fan_in
 
-    def multipliers(self, input_dim, width, depth, output_dim, skips):
-        num_weight_layers = depth + 1
-        hidden = 1.0 / math.sqrt(width * num_weight_layers) if skips else 1.0 / math.sqrt(width)
-        return Multipliers(1.0 / math.sqrt(input_dim), hidden, self._readout(width))
+    def multiplier(self, layer):
+        match layer.kind:
+            case "input" | "hidden":
+                return layer.gain / math.sqrt(layer.fan_in)
+            case "residual":
+                return layer.gain / math.sqrt(layer.fan_in * layer.branches)
+            case "readout":
+                return self._readout(layer.fan_in)
+            case _:
+                raise ValueError(f"Unknown layer kind {layer.kind!r}.")
 
-    def init_weight(self, key, shape, dtype):
+    def init_weight(self, key, shape, layer, dtype):
         return jax.random.normal(key, shape, dtype)
 
 
 class NeuralTangent(MuPC):
-    """Neural-tangent parameterisation (`ntp`): as μPC but with readout $a_L = 1/\\sqrt{N}$."""
+    """Neural-tangent parameterisation (`ntp`): as μPC but with readout
+    $1/\\sqrt{\\text{fan\\_in}}$."""
 
     name: ClassVar[str] = "ntp"
 
-    def _readout(self, width: int) -> float:
-        return 1.0 / math.sqrt(width)
+    def _readout(self, fan_in: int) -> float:
+        return 1.0 / math.sqrt(fan_in)
 
 
 PARAMETERISATIONS: dict[str, type[Parameterisation]] = {

@@ -2,22 +2,15 @@
 
 import numpy as np
 
-from ._network import NetworkConfig
 
-
-def check_batch(config: NetworkConfig, inputs, targets, *, check_finite: bool = True) -> None:
-    """Raise `ValueError` unless `inputs` is (B, D) and `targets` is (B, C), both finite."""
-    d, c = config.input_dim, config.output_dim
+def check_targets(inputs, targets, num_classes: int, check_finite: bool = True) -> None:
+    """Raise `ValueError` unless `targets` is (B, C) with the batch size of `inputs` (B ≥ 1),
+    and (with `check_finite`) both are finite. Shared by every network's `check_batch`."""
     in_shape, out_shape = np.shape(inputs), np.shape(targets)
-    if len(in_shape) != 2 or in_shape[1] != d:
+    if len(out_shape) != 2 or out_shape[1] != num_classes:
         raise ValueError(
-            f"`inputs` must have shape (batch, {d}) for this network (input_dim={d}), got "
-            f"{in_shape}. Flatten images to vectors first."
-        )
-    if len(out_shape) != 2 or out_shape[1] != c:
-        raise ValueError(
-            f"`targets` must have shape (batch, {c}) for this network (output_dim={c}), got "
-            f"{out_shape}. Classification labels must be one-hot."
+            f"`targets` must have shape (batch, {num_classes}) for this network (output_dim="
+            f"{num_classes}), got {out_shape}. Classification labels must be one-hot."
         )
     if in_shape[0] != out_shape[0]:
         raise ValueError(

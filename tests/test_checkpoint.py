@@ -77,6 +77,7 @@ def test_documented_arrays_hold_the_state_by_value(tmp_path, getkey):
     config = json.loads(str(arrays["config"]))
     assert config == {
         "format": "mupc-checkpoint-1",
+        "kind": "resnet",
         "network": state.network.config.to_dict(),
         "dtype": "float32",
         "metadata": {"note": 1},

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_close, tolerance
+from helpers import assert_close
 from naive import ACTIVATIONS, batch_energies, numpy_feedforward, spec_multipliers, weight_list
 
 import mupc
-from mupc._energy import energy_from
+from mupc._energy import errors_from_changes
 
 D, N, H, C, B = 6, 8, 4, 3, 5
 COMBOS = list(itertools.product(["sp", "mupc", "ntp"], [True, False], ["linear", "tanh", "relu"]))
@@ -116,24 +116,28 @@ def test_cross_entropy_is_stable_for_huge_logits():
 
 
 @pytest.mark.parametrize("param, skips, activation", COMBOS)
-def test_feedforward_initialisation_zeroes_hidden_errors(param, skips, activation, getkey):
-    network, x, y, _ = _problem(param, skips, activation, getkey())
+def test_feedforward_initialisation_zeroes_hidden_errors_exactly(param, skips, activation, getkey):
+    network, x, y, _ = _problem(param, skips, activation, getkey())  # float32
     acts = mupc.FeedforwardInit()(network, x, getkey())
     per_layer = mupc.layer_energies(network, acts, x, y, mupc.MSE())
-    # Hidden errors are exactly zero up to the rounding of the two ways of computing the
-    # predictions (spec §6): |ε| ≲ k·eps·|z|, so ½‖ε‖² ≲ N·(k·eps·max|z|)².
-    rounding = tolerance(dtype=jnp.float32, scale=float(jnp.max(jnp.abs(acts))), k=64)
-    assert float(jnp.max(per_layer[:-1])) <= N * rounding**2
+    assert np.all(np.asarray(per_layer[:-1]) == 0.0)  # bit for bit, not "small"
     # The output term is the feedforward MSE loss ½‖y − ŷ‖², ŷ from the naive float64 pass.
     _, outputs = numpy_feedforward(network, x)
     loss = 0.5 * np.sum((np.asarray(y, np.float64) - outputs) ** 2, axis=1)
     assert_close(per_layer[-1], loss, dtype=jnp.float32, k=64)
 
 
-def test_suffix_energy_equals_total_at_feedforward_point(getkey):
+def test_errors_of_the_top_layers_equal_the_full_errors_below_an_unmoved_layer(getkey):
+    """`errors_from_changes(..., start=s)` (used to skip inactive layers) gives the errors of
+    layers s + 1..H when z_1..z_s are at the feedforward point."""
     network, x, y, _ = _problem("mupc", True, "relu", getkey(), jnp.float64)
-    acts = network.feedforward(x)[0]
-    total = mupc.energy(network, acts, x, y, mupc.MSE())
-    for start in range(1, H):
-        suffix = energy_from(network, acts[start:], acts[start - 1], y, mupc.MSE(), start)
-        np.testing.assert_allclose(suffix, total, rtol=1e-12)
+    reference = network.feedforward(x)[0]
+    features = network.features(reference)
+    moved = reference.at[3:].add(jax.random.normal(getkey(), reference[3:].shape, jnp.float64))
+    full = errors_from_changes(network, moved, reference, features)
+    assert np.all(np.asarray(full[:3]) == 0.0)
+    for start in range(1, 4):
+        top = errors_from_changes(
+            network, moved[start:], reference[start:], features[start:], start
+        )
+        np.testing.assert_allclose(top, full[start:], rtol=1e-12, atol=1e-14)

@@ -18,7 +18,7 @@ from naive import (
 )
 
 import mupc
-from mupc._training import _compiled_step
+from mupc._training.base import _compiled_step
 
 D, N, H, C, B = 6, 8, 5, 3, 4
 

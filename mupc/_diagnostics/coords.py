@@ -24,9 +24,8 @@ from jaxtyping import Array, Float, Int
 
 from .._activity_init import FeedforwardInit
 from .._custom_types import Inputs, Targets
-from .._energy import hidden_errors
-from .._network import ResNet
-from .._validation import check_batch
+from .._energy import prediction_errors
+from .._network.base import PCNetwork
 
 
 class Coordinates(NamedTuple):
@@ -64,33 +63,52 @@ def _rms(x, axes):
     return jnp.sqrt(jnp.mean(x**2, axis=axes))
 
 
-def _inference_coordinates(trainer, network: ResNet, inputs, targets, key):
+def _layer_rms(tree) -> Array:
+    """RMS over examples and units of every layer of a pytree of (layers, batch, ...)
+    arrays, shape (H,)."""
+    return jnp.concatenate(
+        [_rms(leaf, tuple(range(1, leaf.ndim))) for leaf in jax.tree.leaves(tree)]
+    )
+
+
+def _inference_coordinates(trainer, network: PCNetwork, inputs, targets, key):
     activities, outputs = network.feedforward(inputs)
     feedforward_start = isinstance(trainer.activity_init, FeedforwardInit)
     initial = activities if feedforward_start else trainer.activity_init(network, inputs, key)
     result = trainer.inference.run(
-        network, initial, inputs, targets, trainer.loss, feedforward_start=feedforward_start
+        network,
+        initial,
+        inputs,
+        targets,
+        trainer.loss,
+        feedforward_start=feedforward_start,
+        reference=activities,
     )
     final = result.activities
-    errors = hidden_errors(network, final, inputs)
-    output_error = targets - network.readout(final[-1])
-    activity = jnp.concatenate([_rms(activities, (1, 2)), _rms(outputs, None)[None]])
-    error = jnp.concatenate([_rms(errors, (1, 2)), _rms(output_error, None)[None]])
-    return activity, error, _rms(final - initial, (1, 2))
+    errors = prediction_errors(network, final, inputs, activities)
+    output_error = targets - network.readout(final)
+    activity = jnp.concatenate([_layer_rms(activities), _rms(outputs, None)[None]])
+    error = jnp.concatenate([_layer_rms(errors), _rms(output_error, None)[None]])
+    update = _layer_rms(jax.tree.map(jnp.subtract, final, initial))
+    return activity, error, update
 
 
-def _learning_coordinates(before: ResNet, after: ResNet, inputs):
-    weight = jnp.concatenate(
+def _learning_coordinates(before: PCNetwork, after: PCNetwork, inputs):
+    weight = jnp.stack(
         [
-            _rms(after.input_weights - before.input_weights, None)[None],
-            _rms(after.hidden_weights - before.hidden_weights, (1, 2)),
-            _rms(after.output_weights - before.output_weights, None)[None],
+            _rms(new - old, None)
+            for new, old in zip(
+                after.layer_weights(after), before.layer_weights(before), strict=True
+            )
         ]
     )
     acts_before, out_before = before.feedforward(inputs)
     acts_after, out_after = after.feedforward(inputs)
     change = jnp.concatenate(
-        [_rms(acts_after - acts_before, (1, 2)), _rms(out_after - out_before, None)[None]]
+        [
+            _layer_rms(jax.tree.map(jnp.subtract, acts_after, acts_before)),
+            _rms(out_after - out_before, None)[None],
+        ]
     )
     return weight, change
 
@@ -130,7 +148,7 @@ def coordinate_check(trainer, state, inputs: Inputs, targets: Targets, steps: in
             f"`trainer` must be a predictive coding trainer (mupc.PCTrainer), got "
             f"{type(trainer).__name__}."
         )
-    check_batch(state.network.config, inputs, targets)
+    state.network.check_batch(inputs, targets)
     dtype = state.network.dtype
     inputs, targets = jnp.asarray(inputs, dtype), jnp.asarray(targets, dtype)
     rows = []

@@ -13,38 +13,42 @@ turn them into eigenvalues: `DenseSpectrum` builds the whole matrix (small netwo
 """
 
 import abc
+import math
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._custom_types import Activities, Inputs, Targets
 from .._energy import energy
 from .._loss import MSE, Loss
-from .._network import ResNet
+from .._network.base import PCNetwork
 
 Vector = Float[Array, " dim"]
 MatVec = Callable[[Vector], Vector]
 
 
-def _example_energy(network: ResNet, inputs, targets, loss: Loss) -> Callable[[Vector], Array]:
-    """$z \\mapsto F(z)$ for ONE example, with $z$ flattened to shape (H N,)."""
-    depth, width = network.config.depth, network.config.width
-
-    def fn(flat):
-        activities = flat.reshape(depth, 1, width)
-        return energy(network, activities, inputs[None], targets[None], loss)[0]
-
-    return fn
+def _with_batch_axis(activities):
+    """One example's activities (layers, ...) as a batch of one (layers, 1, ...)."""
+    return jax.tree.map(lambda leaf: leaf[:, None], activities)
 
 
-def _example_hvp(network: ResNet, inputs, targets, activities, loss: Loss) -> MatVec:
-    """$v \\mapsto H_z v$ for one example at `activities` (H, N), forward-over-reverse."""
-    grad = jax.grad(_example_energy(network, inputs, targets, loss))
-    point = activities.reshape(-1)
+def _example_hvp(network: PCNetwork, inputs, targets, activities, loss: Loss) -> MatVec:
+    """$v \\mapsto H_z v$ for ONE example at `activities` (a pytree of (layers, ...) arrays,
+    flattened layer by layer by `ravel_pytree`), forward-over-reverse."""
+    point, unravel = ravel_pytree(activities)
+    x, y = inputs[None], targets[None]
+    reference = network.feedforward(x)[0]
+
+    def example_energy(flat):
+        acts = _with_batch_axis(unravel(flat))
+        return energy(network, acts, x, y, loss, reference)[0]
+
+    grad = jax.grad(example_energy)
 
     def matvec(vector):
         return jax.jvp(grad, (point,), (vector,))[1]
@@ -52,30 +56,31 @@ def _example_hvp(network: ResNet, inputs, targets, activities, loss: Loss) -> Ma
     return matvec
 
 
-def _default_activities(network: ResNet, inputs: Inputs, activities: Activities | None):
+def _activity_dim(network: PCNetwork, inputs: Inputs) -> int:
+    """The number of activity coordinates of one example (H N for the MLP)."""
+    shapes = jax.eval_shape(lambda x: network.feedforward(x)[0], inputs[:1])
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+def _default_activities(network: PCNetwork, inputs: Inputs, activities: Activities | None):
+    expected = jax.eval_shape(lambda x: network.feedforward(x)[0], inputs)
     if activities is None:
-        activities = network.feedforward(inputs)[0]
-    expected = (network.config.depth, inputs.shape[0], network.config.width)
-    if activities.shape != expected:
+        return network.feedforward(inputs)[0]
+    shapes = jax.tree.map(jnp.shape, activities)
+    if shapes != jax.tree.map(lambda leaf: leaf.shape, expected):
         raise ValueError(
-            f"`activities` must have shape (H, B, N) = {expected}, got {activities.shape}. "
-            "Pass the hidden activities of the same batch, or None for the feedforward pass."
+            f"`activities` must have the shapes of the feedforward activities, "
+            f"{jax.tree.map(lambda leaf: leaf.shape, expected)} (e.g. (H, B, N)), got {shapes}. "
+            "Pass the activities of the same batch, or None for the feedforward pass."
         )
     return activities
 
 
-def _check_batch(network: ResNet, inputs, targets):
-    config = network.config
-    if inputs.ndim != 2 or inputs.shape[1] != config.input_dim:
-        raise ValueError(
-            f"`inputs` must have shape (B, D) with D = {config.input_dim}, got {inputs.shape}; "
-            "for one example use `inputs[None]`."
-        )
-    if targets.shape != (inputs.shape[0], config.output_dim):
-        raise ValueError(
-            f"`targets` must have shape (B, C) = ({inputs.shape[0]}, {config.output_dim}), got "
-            f"{targets.shape}."
-        )
+def _check_batch(network: PCNetwork, inputs, targets):
+    try:
+        network.check_batch(inputs, targets, check_finite=False)
+    except ValueError as error:
+        raise ValueError(f"{error} For one example use `inputs[None]`.") from None
 
 
 def _dense_matrix(matvec: MatVec, dim: int, dtype, chunk: int) -> Float[Array, "dim dim"]:
@@ -86,7 +91,7 @@ def _dense_matrix(matvec: MatVec, dim: int, dtype, chunk: int) -> Float[Array, "
 
 @eqx.filter_jit
 def activity_hessian(
-    network: ResNet,
+    network: PCNetwork,
     inputs: Inputs,
     targets: Targets,
     activities: Activities | None = None,
@@ -111,7 +116,7 @@ def activity_hessian(
     """
     _check_batch(network, inputs, targets)
     activities = _default_activities(network, inputs, activities)
-    dim = network.config.depth * network.config.width
+    dim = _activity_dim(network, inputs)
 
     def one(x, y, z):
         return _dense_matrix(_example_hvp(network, x, y, z, loss), dim, network.dtype, chunk)
@@ -253,7 +258,7 @@ class HessianSpectrum(NamedTuple):
 
 @eqx.filter_jit
 def _spectrum(network, inputs, targets, activities, loss, method, key):
-    dim = network.config.depth * network.config.width
+    dim = _activity_dim(network, inputs)
     keys = jax.random.split(key, inputs.shape[0])
 
     def one(x, y, z, k):
@@ -266,7 +271,7 @@ def _spectrum(network, inputs, targets, activities, loss, method, key):
 
 
 def hessian_spectrum(
-    network: ResNet,
+    network: PCNetwork,
     inputs: Inputs,
     targets: Targets,
     activities: Activities | None = None,

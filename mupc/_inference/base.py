@@ -1,0 +1,163 @@
+"""The inference interface: minimise the energy over the activities (spec §4, step 2).
+
+The activity step is defined **per example**: solvers follow $-\\nabla_{z^{(i)}} F_i$ for every
+example i, the gradient of that example's own energy, so the dynamics do not depend on the
+batch size. The reference implementation steps on the gradient of the batch-*mean* energy;
+convert its activity learning rates with `activity_lr_from_batch_mean`.
+"""
+
+import abc
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Int
+
+from .._custom_types import Inputs, Targets
+from .._energy import energy_from_errors, errors_from_changes, local_weight_gradients
+from .._loss import Loss
+from .._network.base import Activities, PCNetwork, per_example_sum
+from .._optimisers import optax_update
+
+
+def activity_lr_from_batch_mean(activity_lr: float, batch_size: int) -> float:
+    """Convert a published activity learning rate to this library's per-example convention.
+
+    The reference steps each example by $\\beta/B$ times its own gradient (it differentiates the
+    batch-mean energy), so $\\beta_{\\text{ours}} = \\beta_{\\text{published}} / B$: the
+    published 0.5 at batch 64 is 0.0078125.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be ≥ 1, got {batch_size!r}.")
+    return activity_lr / batch_size
+
+
+class InferenceResult(NamedTuple):
+    """The outcome of inference.
+
+    **Fields:**
+
+    - `activities`: the final activities (a pytree like the network's, e.g. (H, B, N)).
+    - `steps`: the number of solver steps taken (a scalar integer array).
+    - `errors`: the prediction errors at the final activities, when the solver has them
+      exactly (error-optimised inference); None otherwise.
+    """
+
+    activities: Activities
+    steps: Int[Array, ""]
+    errors: Activities | None = None
+
+
+def activity_gradient(
+    network: PCNetwork,
+    activities: Activities,
+    reference: Activities,
+    reference_features: Activities,
+    targets: Targets,
+    loss: Loss,
+    start: int = 0,
+) -> Activities:
+    """$\\nabla_z \\sum_i F_i$ (each example's gradient of its own energy) for the layers
+    $s + 1..H$ given in `activities` (s = `start`; arguments as in
+    `mupc._energy.errors_from_changes`)."""
+
+    def total(top):
+        errors = errors_from_changes(network, top, reference, reference_features, start)
+        return jnp.sum(energy_from_errors(network, top, errors, targets, loss))
+
+    return jax.grad(total)(activities)
+
+
+def gradient_norms(gradient: Activities) -> Array:
+    """$\\lVert\\nabla_{z^{(i)}} F_i\\rVert$ of every example, shape (B,)."""
+    return jnp.sqrt(per_example_sum(jax.tree.map(jnp.square, gradient)))
+
+
+class InferenceSolver(eqx.Module):
+    """Minimises the energy over the activities, starting from `activities`.
+
+    Subclasses implement `run`; `weight_gradients` (how the weights learn from the result)
+    defaults to the local PC gradient at the final activities.
+    """
+
+    @abc.abstractmethod
+    def run(
+        self,
+        network: PCNetwork,
+        activities: Activities,
+        inputs: Inputs,
+        targets: Targets,
+        loss: Loss,
+        *,
+        feedforward_start: bool,
+        reference: Activities | None = None,
+    ) -> InferenceResult:
+        """Run inference from `activities`.
+
+        **Arguments:**
+
+        - `network`, `inputs`, `targets`, `loss`: the energy to minimise.
+        - `activities`: the initial activities.
+        - `feedforward_start`: the activities are the feedforward pass (all hidden errors
+          zero), which lets solvers skip work that is known to be zero.
+        - `reference`: the feedforward activities of `inputs` (computed when None).
+        """
+
+    def default_steps(self, network: PCNetwork) -> int:
+        """T when none is given: H, the number of layers (the published choice)."""
+        return network.num_layers
+
+    def weight_gradients(
+        self,
+        network: PCNetwork,
+        result: InferenceResult,
+        inputs: Inputs,
+        targets: Targets,
+        loss: Loss,
+        reference: Activities,
+    ) -> tuple[Array, PCNetwork]:
+        """`(mean_energy, gradients)`: the weight gradient of the batch-mean energy at the
+        final activities, $\\partial \\bar F / \\partial W$ (local: layer l needs only
+        $\\varepsilon_l$ and $z_{l-1}$)."""
+        errors = result.errors
+        if errors is None:
+            features = network.features(reference)
+            errors = errors_from_changes(network, result.activities, reference, features)
+        return local_weight_gradients(network, result.activities, errors, inputs, targets, loss)
+
+
+def minimise(optimiser, gradient, initial, steps: int, tolerance: float | None):
+    """Run `optimiser` on a pytree from `initial` for `steps` iterations of
+    $x \\leftarrow x + \\text{optimiser}(\\text{gradient}(x))$, or, with a `tolerance`, until every
+    example's gradient norm is below it (at most `steps` iterations).
+
+    **Returns:** `(final, steps_taken)`.
+    """
+
+    def step(x, state, grad):
+        updates, state = optax_update(optimiser, grad, state, x)
+        return optax.apply_updates(x, updates), state
+
+    if tolerance is None:
+
+        def iteration(_, carry):
+            x, state = carry
+            return step(x, state, gradient(x))
+
+        final, _ = jax.lax.fori_loop(0, steps, iteration, (initial, optimiser.init(initial)))
+        return final, jnp.asarray(steps, jnp.int32)
+
+    def not_converged(carry):
+        _, _, grad, taken = carry
+        return (taken < steps) & (jnp.max(gradient_norms(grad)) >= tolerance)
+
+    def loop_body(carry):
+        x, state, grad, taken = carry
+        x, state = step(x, state, grad)
+        return x, state, gradient(x), taken + 1
+
+    init = (initial, optimiser.init(initial), gradient(initial), jnp.asarray(0, jnp.int32))
+    final, _, _, taken = jax.lax.while_loop(not_converged, loop_body, init)
+    return final, taken

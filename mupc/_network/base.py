@@ -1,0 +1,176 @@
+"""The network interface: what the energy, the inference solvers, the trainers, the
+diagnostics and the parallel path need from a predictive coding network.
+
+A PC network is a stack of layers $l = 1, \\dots, H$ whose outputs are the activities $z_l$,
+with a readout $\\hat y = r(z_H)$ on top. Each layer predicts its activity from the one below,
+
+$$\\mu_l = \\tau_l\\, S_l(z_{l-1}) + a_l\\, W_l \\ast P_l(\\phi(z_{l-1})),
+\\qquad \\mu_1 = a_1 W_1 \\ast x,$$
+
+where $S_l$ and $P_l$ are fixed linear maps (identity, pooling), $\\ast$ is the layer's linear
+operation (matrix product, convolution) and $\\tau_l \\in \\{0, 1\\}$ switches the skip. The
+prediction is **linear in the pair** $(z_{l-1}, \\phi(z_{l-1}))$ (and in x for the first layer):
+the energy uses this to compute each error from *changes* of the activities, so that a layer
+whose activity and input have not moved has an error of exactly zero in floating point.
+
+Activities are a pytree of arrays whose leaves all have the layout (layers, batch, ...): e.g.
+one (H, B, N) array for the residual MLP, one (n + 1, B, h, w, c) array per stage for the conv
+ResNet. Nothing outside a network's own module reads its fields.
+"""
+
+import abc
+import functools
+import operator
+from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from .._activation import ActivationFn
+
+Activities: TypeAlias = Any
+"""A pytree of arrays of layout (layers, batch, ...), one entry per PC layer (e.g. one
+(H, B, N) array for the residual MLP)."""
+
+LayerKind = Literal["input", "hidden", "residual", "readout"]
+
+
+class LayerSpec(NamedTuple):
+    """What a parameterisation needs to know about one weight layer.
+
+    **Fields:**
+
+    - `kind`: `"input"` (the first layer, fed the clamped input x), `"hidden"` (a non-residual
+      layer fed $\\phi(z_{l-1})$), `"residual"` (the branch of a residual layer) or `"readout"`.
+    - `fan_in`: the number of inputs of one output unit: D or N for a dense layer,
+      $C_{\\text{in}} k^2$ for a k × k convolution.
+    - `gain`: the activation's gain g multiplying μPC's $1/\\sqrt{\\text{fan\\_in}}$ (1 for the MLP
+      of spec §2; $\\sqrt 2$ for ReLU in the conv ResNet of spec §9).
+    - `branches`: for a residual layer, the number of residual branches the depth factor
+      $1/\\sqrt{\\text{branches}}$ counts (L = H + 1 for the MLP, the number of residual blocks
+      for the conv ResNet); 1 otherwise.
+    """
+
+    kind: LayerKind
+    fan_in: int
+    gain: float = 1.0
+    branches: int = 1
+
+
+class PCNetwork(eqx.Module):
+    """The interface every predictive coding network implements (see the module docstring).
+
+    Subclasses implement `feedforward`, `predict`, `readout`, `activation`, `layer_specs`,
+    `layer_weights`, `check_batch` and the `config`, `num_layers` and `dtype` properties; the
+    energy, the solvers, the trainers and the diagnostics use nothing else.
+    """
+
+    config: eqx.AbstractVar[Any]
+    """The static configuration (a frozen dataclass with `to_dict` / `from_dict`)."""
+
+    kind: ClassVar[str]
+    """The network family's name, e.g. `"resnet"`, stored in checkpoints."""
+
+    @abc.abstractmethod
+    def feedforward(
+        self, inputs: Array, errors: Activities | None = None
+    ) -> tuple[Activities, Array]:
+        """The activities and outputs of the (error-perturbed) forward pass,
+
+        $z_l = \\mu_l(z_{l-1}) + \\varepsilon_l$, $\\hat y = r(z_H)$,
+
+        with $\\varepsilon = 0$ when `errors` is None (the ordinary feedforward pass, after
+        which every error of the energy is exactly zero).
+
+        **Arguments:** `inputs` (B, ...) and optional `errors`, a pytree like the activities.
+
+        **Returns:** `(activities, outputs)`, outputs of shape (B, C).
+        """
+
+    @abc.abstractmethod
+    def predict(
+        self,
+        states: Activities,
+        features: Activities,
+        inputs: Array | None = None,
+        start: int = 0,
+    ) -> Activities:
+        """Every layer's prediction from the layer below, computed for all layers at once:
+        entry l is $\\tau_l S_l(s_{l-1}) + a_l W_l \\ast P_l(f_{l-1})$, and entry 1 is
+        $a_1 W_1 \\ast x$ (zero when `inputs` is None).
+
+        Linear in (`states`, `features`, `inputs`) jointly: with `states` = z,
+        `features` = $\\phi(z)$ it is $\\mu(z)$; with changes of both it is the change of
+        $\\mu$.
+
+        `start` > 0 (only where `supports_layer_slicing`) means the arguments hold the top
+        layers $s + 1, \\dots, H$ only, and the layer below them, $z_s$, is unchanged: then
+        entry $s + 1$ is zero.
+        """
+
+    @abc.abstractmethod
+    def readout(self, activities: Activities) -> Array:
+        """$\\hat y = r(z_H)$ from the activities, shape (B, C)."""
+
+    @abc.abstractmethod
+    def activation(self, x: Array) -> Array:
+        """$\\phi$, elementwise."""
+
+    @abc.abstractmethod
+    def layer_specs(self) -> list[LayerSpec]:
+        """One `LayerSpec` per weight layer, bottom to top (the readout last)."""
+
+    @abc.abstractmethod
+    def layer_weights(self, tree: "PCNetwork") -> list[Array]:
+        """The weights of each layer, bottom to top, of `tree`: this network or a pytree of
+        the same structure (e.g. its gradient). Entry l matches `layer_specs()[l]`."""
+
+    @abc.abstractmethod
+    def check_batch(self, inputs: Any, targets: Any, *, check_finite: bool = True) -> None:
+        """Raise `ValueError` naming the problem unless `inputs` and `targets` form a batch
+        this network accepts (shapes, and finite values when `check_finite`)."""
+
+    @property
+    @abc.abstractmethod
+    def num_layers(self) -> int:
+        """H, the number of PC layers (activity layers)."""
+
+    @property
+    @abc.abstractmethod
+    def dtype(self) -> jnp.dtype:
+        """The weights' floating dtype."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, data: dict[str, Any], *, key: Any, dtype: Any = None) -> "PCNetwork":
+        """A freshly initialised network from its configuration's `to_dict()`."""
+
+    supports_layer_slicing: ClassVar[bool] = False
+    """Whether activities are one stacked array and `predict(..., start=s)` is implemented,
+    which lets inference skip layers that have not moved yet."""
+
+    def features(self, activities: Activities) -> Activities:
+        """$\\phi(z)$ for every layer."""
+        return jax.tree.map(self.activation, activities)
+
+    def __call__(self, inputs: Array) -> Array:
+        """$\\hat y$ for a batch of inputs."""
+        return self.feedforward(inputs)[1]
+
+
+def per_example_sum(tree: Activities) -> Array:
+    """$\\sum$ over every axis but the batch axis (axis 1) of every leaf: shape (B,)."""
+    sums = [jnp.sum(leaf, axis=(0, *range(2, leaf.ndim))) for leaf in jax.tree.leaves(tree)]
+    return functools.reduce(operator.add, sums)
+
+
+__all__ = [
+    "ActivationFn",
+    "Activities",
+    "LayerKind",
+    "LayerSpec",
+    "PCNetwork",
+    "per_example_sum",
+]
