@@ -225,3 +225,22 @@ def numpy_equilibrium(network, x, y):
         energies.append(float(energy))
         losses.append(0.5 * float(np.sum((y[i] - outputs[i]) ** 2)))
     return np.array(losses), np.array(energies), np.linalg.eigvalsh(s)
+
+
+def error_feedforward(weights, x, errors, mults, phi, skips):
+    """ePC's error-perturbed forward pass: z_1 = a_1 W_1 x + ε_1,
+    z_l = τ z_{l−1} + a_l W_l φ(z_{l−1}) + ε_l, ŷ = a_L W_L φ(z_H); states list and ŷ."""
+    first, hidden, last = mults
+    z = first * (x @ weights[0].T) + errors[0]
+    states = [z]
+    for weight, error in zip(weights[1:-1], errors[1:], strict=True):
+        z = (z if skips else 0.0) + hidden * (phi(z) @ weight.T) + error
+        states.append(z)
+    return states, last * (phi(z) @ weights[-1].T)
+
+
+def error_energy(weights, errors, x, y, mults, phi, skips):
+    """ePC's energy F(ε) = Σ ½‖ε_l‖² + ½‖y − ŷ(ε)‖², summed over the batch (MSE)."""
+    _, outputs = error_feedforward(weights, x, errors, mults, phi, skips)
+    hidden = sum(0.5 * jnp.sum(e**2) for e in errors)
+    return hidden + 0.5 * jnp.sum((y - outputs) ** 2)
