@@ -16,11 +16,10 @@ from naive import (
     weight_list,
 )
 
+from mupc import Coordinates, DiscreteInference, NetworkConfig, PCTrainer, ResNet, coordinate_check
 from mupc._cli import main
-from mupc._diagnostics.coords import QUANTITIES, coordinate_check
-from mupc._inference import DiscreteInference
-from mupc._network import NetworkConfig, ResNet
-from mupc._training import PCTrainer
+
+QUANTITIES = Coordinates._fields[1:]  # activity, error, activity_update, ... (after `step`)
 
 
 def _rms(x):

@@ -18,18 +18,21 @@ from helpers import (
 )
 from naive import dense_activity_hessian, numpy_feedforward
 
-from mupc._cli import main
-from mupc._diagnostics.hessian import (
+from mupc import (
+    MSE,
     DenseSpectrum,
+    DiscreteInference,
     LanczosSpectrum,
+    NetworkConfig,
+    PCTrainer,
+    ResNet,
     activity_hessian,
+    energy,
     hessian_spectrum,
     lanczos_tridiagonal,
     track_hessian,
 )
-from mupc._inference import DiscreteInference
-from mupc._network import NetworkConfig, ResNet
-from mupc._training import PCTrainer
+from mupc._cli import main
 
 _network = tiny_network
 
@@ -128,9 +131,6 @@ def test_dense_hessian_matches_finite_differences_for_tanh():
         hessian = np.asarray(activity_hessian(network, x, y, z)[0])
 
         def energy_of(flat):
-            from mupc._energy import energy
-            from mupc._loss import MSE
-
             return energy(network, flat.reshape(3, 1, 3), x, y, MSE())[0]
 
         grad = jax.jit(jax.vmap(jax.grad(energy_of)))

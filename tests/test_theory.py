@@ -17,17 +17,18 @@ from helpers import (
 )
 from naive import numpy_equilibrium
 
-from mupc._cli import main
-from mupc._diagnostics.theory import (
+from mupc import (
+    MSE,
+    DiscreteInference,
+    NetworkConfig,
+    ResNet,
+    energy,
     equilibrium_activities,
     equilibrium_energy,
     linear_activity_hessian,
     output_jacobians,
 )
-from mupc._energy import energy
-from mupc._inference import DiscreteInference
-from mupc._loss import MSE
-from mupc._network import NetworkConfig, ResNet
+from mupc._cli import main
 
 _network = tiny_network
 

@@ -7,11 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from naive import numpy_feedforward
 
 import mupc
 from mupc import _data
 from mupc._cli import main
-from mupc.experiments._run import RunConfig, load_run_data
+from mupc.experiments import RunConfig
+from mupc.experiments._run import load_run_data
 
 TINY = ["--dataset", "synthetic", "-H", "2", "-N", "16", "--quiet"]
 
@@ -187,6 +189,29 @@ def test_diverging_run_is_recorded_with_its_step(tmp_path, capsys):
     # Resuming a diverged run does not train it again.
     assert _train(*huge[:-1], "30", "--out", str(tmp_path / "bad"), "--resume") == 0
     assert json.loads((tmp_path / "bad" / "summary.json").read_text()) == summary
+
+
+def test_an_infinite_training_loss_is_divergence(tmp_path):
+    """A loss that overflows to +inf (not NaN) is divergence too, at its own step. Oracle for
+    the step: with the weights after the 2 updates before it (the checkpoint of step 2), the
+    loss on the third batch, computed in float64 with the naive forward pass, is beyond
+    float32's range, so +inf in float32."""
+    huge = ["--optimizer", "sgd", "--lr", "1e6", "--log-every", "1", "--steps", "10"]
+    assert _train(*huge, "--checkpoint-every", "2", "--out", str(tmp_path)) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["diverged"] and summary["diverged_on"] == "training"
+    assert summary["diverged_at_step"] == 3
+    losses = [line["loss"] for line in _lines(tmp_path / "metrics.jsonl")]
+    assert len(losses) == 3 and all(np.isfinite(losses[:2])) and losses[2] is None
+
+    assert int(np.load(tmp_path / "checkpoint.npz")["step"]) == 2
+    network = mupc.load_network(tmp_path / "checkpoint.npz")
+    data = load_run_data(RunConfig(dataset="synthetic"))
+    batches = mupc.iterate_batches(data.train_images, data.train_labels, 64, seed=0, epoch=0)
+    x, y = list(batches)[2]
+    _, outputs = numpy_feedforward(network, x)
+    loss = 0.5 * np.mean(np.sum((y - outputs) ** 2, axis=1))
+    assert np.finfo(np.float32).max < loss < np.inf
 
 
 def test_float64_and_bp_flags(tmp_path):
