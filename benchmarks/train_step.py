@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 import mupc
+from mupc._inference.discrete import _NUM_PHASES, _phases
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -41,7 +42,8 @@ def _inference_flops(depth: int, width: int, batch: int, steps: int, skip: bool)
     hidden = depth - 1
     if skip:
         layers_per_step = 0
-        for first, end, start in mupc._inference._phases(steps, depth, mupc._inference._NUM_PHASES):
+        phases = _phases(steps, depth, _NUM_PHASES)
+        for first, end, start in phases:
             active_hidden = depth - start - (1 if start == 0 else 0)
             layers_per_step += (end - first) * active_hidden
     else:

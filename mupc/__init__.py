@@ -32,6 +32,12 @@ from ._diagnostics.hessian import (
     lanczos_tridiagonal as lanczos_tridiagonal,
     track_hessian as track_hessian,
 )
+from ._diagnostics.signal import (
+    DecileSummary as DecileSummary,
+    LearningSignal as LearningSignal,
+    decile_summary as decile_summary,
+    learning_signal as learning_signal,
+)
 from ._diagnostics.theory import (
     Equilibrium as Equilibrium,
     equilibrium_activities as equilibrium_activities,
@@ -56,12 +62,14 @@ from ._inference import (
 )
 from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
 from ._network import (
+    ConvConfig as ConvConfig,
+    ConvResNet as ConvResNet,
     LayerSpec as LayerSpec,
     NetworkConfig as NetworkConfig,
     PCNetwork as PCNetwork,
     ResNet as ResNet,
 )
-from ._optimisers import make_optimiser as make_optimiser
+from ._optimisers import freeze_layers as freeze_layers, make_optimiser as make_optimiser
 from ._parallel import ParallelTrainer as ParallelTrainer, device_mesh as device_mesh
 from ._parameterisation import (
     Multipliers as Multipliers,

@@ -131,7 +131,8 @@ def load_checkpoint(path: str | os.PathLike, like: TrainState) -> TrainState:
     network of the same configuration).
 
     **Raises:** `ValueError` if the stored network configuration differs from `like`'s (the
-    message lists the differing fields) or an array is missing or mis-shaped;
+    message lists the differing fields), if the stored optimiser state has other arrays than
+    `like`'s (a state built with another optimiser), or an array is missing or mis-shaped;
     `FileNotFoundError` if there is no file.
     """
     path = Path(path)
@@ -146,9 +147,15 @@ def load_checkpoint(path: str | os.PathLike, like: TrainState) -> TrainState:
         )
         raise ValueError(f"Checkpoint {str(path)!r} holds a different network ({diffs}).")
     network = _fill(like.network, _network_arrays(like.network), data, path, "network")
-    opt_state = _fill(
-        like.opt_state, _leaves_by_name(like.opt_state, "opt_state/"), data, path, "optimiser"
-    )
+    wanted = _leaves_by_name(like.opt_state, "opt_state/")
+    stored_names = sorted(name for name in data.files if name.startswith("opt_state/"))
+    if stored_names != sorted(wanted):
+        raise ValueError(
+            f"Checkpoint {str(path)!r} holds the optimiser state {stored_names or 'of none'} but "
+            f"the state to load into expects {sorted(wanted) or 'none'}: it was saved with "
+            "another optimiser; build the state with the optimiser of the checkpoint."
+        )
+    opt_state = _fill(like.opt_state, wanted, data, path, "optimiser")
     step = jnp.asarray(data["step"])
     key_data = jnp.asarray(data["key"])
     key = jax.random.wrap_key_data(key_data) if _is_typed_key(like.key) else key_data

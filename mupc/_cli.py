@@ -2,9 +2,16 @@
 
 Each command lives in its own module under `mupc._commands` and exposes
 `register(subparsers)`, which adds its parser and sets `run=<function(args) -> int>`.
+
+Exit status: 0 done; 1 a run of a sweep failed, or a file-system error (one line naming the
+path and the problem: a full disk, a read-only folder, a file in the way, a failed download);
+2 bad input (a usage error, settings that contradict a stored run, data that is missing or
+corrupt); 130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM (one line saying what was kept and
+how to resume). Nothing prints a traceback for these.
 """
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -15,6 +22,8 @@ _COMMAND_MODULES = [
     "mupc._commands.diagnose",
     "mupc._commands.train",
     "mupc._commands.sweep",
+    "mupc._commands.plot",
+    "mupc._commands.evaluate",
 ]
 
 
@@ -37,14 +46,57 @@ def _simulate_cpu_devices(count: int) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 
+# What to do about an `OSError`, by errno.
+_HINTS = {
+    errno.ENOSPC: "free some space, then run the same command again (mupc train: with "
+    "--resume) to continue from the last checkpoint",
+    errno.EDQUOT: "free some space, then run the same command again to continue",
+    errno.EROFS: "choose a writable --out",
+    errno.EACCES: "choose another --out or change the folder's permissions",
+    errno.EPERM: "choose another --out or change the folder's permissions",
+    errno.ENOTDIR: "a file is in the way of a folder",
+    errno.EEXIST: "a file is in the way of a folder",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line: the path, the problem, and what to do."""
+    if error.filename is None:
+        return str(error).replace("\n", " ")
+    problem = error.strerror or str(error)
+    hint = _HINTS.get(error.errno) if error.errno is not None else None
+    if hint and error.errno is not None and problem == os.strerror(error.errno):
+        problem = f"{problem}; {hint}"  # the system's words only: our own messages say more
+    return f"{error.filename}: {problem}"
+
+
+def run_command(command: str, run, *args) -> int:
+    """`run(*args)` with the command line's error handling: one line on stderr and the exit
+    status of the module docstring for interrupts, bad input and file-system errors."""
+    from .experiments._interrupt import as_interrupted, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return int(run(*args) or 0)
+    except KeyboardInterrupt as error:
+        stopped = as_interrupted(error)
+        print(f"{command}: {stopped}", file=sys.stderr)
+        return 128 + stopped.signum
+    except FileNotFoundError as error:
+        print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `mupc` command line on `argv` (default: `sys.argv[1:]`) in this process."""
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mupc {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(f"mupc {args.command}", args.run, args)
 
 
 def console_main() -> int:

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -23,12 +24,13 @@ def make_optimiser(name: str, learning_rate: float, **kwargs) -> optax.GradientT
     """The Optax optimiser called `name` (`sgd`, `momentum`, `adam`, `adamw`, `rmsprop`) with
     learning rate `learning_rate`; extra keyword arguments go to the Optax constructor.
 
-    **Raises:** `ValueError` for an unknown name or a learning rate that is not positive.
+    **Raises:** `ValueError` for an unknown name or a learning rate that is not positive and
+    finite.
     """
     if name not in OPTIMISERS:
         raise ValueError(f"Unknown optimiser {name!r}: expected one of {sorted(OPTIMISERS)}.")
-    if not learning_rate > 0:
-        raise ValueError(f"The learning rate must be > 0, got {learning_rate!r}.")
+    if not 0 < learning_rate < float("inf"):
+        raise ValueError(f"The learning rate must be > 0 and finite, got {learning_rate!r}.")
     return OPTIMISERS[name](learning_rate, **kwargs)
 
 
@@ -41,3 +43,52 @@ def optax_update(optimiser: optax.GradientTransformation, grads, state, params):
     """
     with jax.numpy_dtype_promotion("standard"):
         return optimiser.update(grads, state, params)
+
+
+def freeze_layers(network, trainable_top: int) -> optax.GradientTransformation:
+    """A transformation that zeroes the gradient of every weight layer but the readout and
+    the top `trainable_top` hidden layers of a `mupc.ResNet`: chained before the optimiser,
+    `optax.chain(freeze_layers(network, k), optax.adam(lr))`, the frozen layers keep their
+    initial weights exactly (the "top layers only" control of spec §8).
+
+    **Arguments:** `network` (its shape defines the mask) and `trainable_top` = k, the number
+    of hidden layers whose weights train: $W_{H-k+1}, \\dots, W_H$ (0 ≤ k ≤ H; $W_1$, the input
+    layer's weights, belong to hidden layer 1).
+
+    **Raises:** `ValueError` for a network other than `ResNet` or k out of range.
+    """
+    import equinox as eqx
+
+    from ._network.resnet import ResNet
+
+    if not isinstance(network, ResNet):
+        raise ValueError(f"`freeze_layers` needs a mupc.ResNet, got {type(network).__name__}.")
+    depth = network.config.depth
+    if (
+        isinstance(trainable_top, bool)
+        or not isinstance(trainable_top, int)
+        or not (0 <= trainable_top <= depth)
+    ):
+        raise ValueError(
+            f"`trainable_top` must be an integer in [0, H = {depth}], got {trainable_top!r}."
+        )
+    first = depth - trainable_top  # 0-based index of the first trainable layer
+    input_trains = first == 0
+    hidden_trains = (jnp.arange(1, depth) >= first)[:, None, None]  # row i: layer i + 1
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        def mask(tree):
+            return (
+                jnp.where(input_trains, tree.input_weights, 0.0).astype(tree.input_weights.dtype),
+                jnp.where(hidden_trains, tree.hidden_weights, 0.0).astype(
+                    tree.hidden_weights.dtype
+                ),
+            )
+
+        fields = lambda tree: (tree.input_weights, tree.hidden_weights)
+        return eqx.tree_at(fields, updates, mask(updates)), state
+
+    return optax.GradientTransformation(init, update)

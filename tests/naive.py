@@ -227,20 +227,48 @@ def numpy_equilibrium(network, x, y):
     return np.array(losses), np.array(energies), np.linalg.eigvalsh(s)
 
 
-def error_feedforward(weights, x, errors, mults, phi, skips):
-    """ePC's error-perturbed forward pass: z_1 = a_1 W_1 x + ε_1,
-    z_l = τ z_{l−1} + a_l W_l φ(z_{l−1}) + ε_l, ŷ = a_L W_L φ(z_H); states list and ŷ."""
+def epc_states(weights, errors, x, mults, phi, skips):
+    """The error-perturbed forward pass z_l = μ_l(z_{l-1}) + ε_l, one layer at a time; returns
+    the list of activities [z_1, ..., z_H] (each (B, N)) and the outputs (B, C)."""
     first, hidden, last = mults
     z = first * (x @ weights[0].T) + errors[0]
-    states = [z]
+    activities = [z]
     for weight, error in zip(weights[1:-1], errors[1:], strict=True):
         z = (z if skips else 0.0) + hidden * (phi(z) @ weight.T) + error
-        states.append(z)
-    return states, last * (phi(z) @ weights[-1].T)
+        activities.append(z)
+    return activities, last * (phi(z) @ weights[-1].T)
 
 
-def error_energy(weights, errors, x, y, mults, phi, skips):
-    """ePC's energy F(ε) = Σ ½‖ε_l‖² + ½‖y − ŷ(ε)‖², summed over the batch (MSE)."""
-    _, outputs = error_feedforward(weights, x, errors, mults, phi, skips)
-    hidden = sum(0.5 * jnp.sum(e**2) for e in errors)
-    return hidden + 0.5 * jnp.sum((y - outputs) ** 2)
+def epc_energies(weights, errors, x, y, mults, phi, skips, loss):
+    """Per-example F(ε) = Σ_l ½‖ε_l‖² + ℓ(ŷ(ε), y), shape (B,)."""
+    _, outputs = epc_states(weights, errors, x, mults, phi, skips)
+    hidden = sum(0.5 * jnp.sum(e * e, axis=1) for e in errors)
+    if loss == "mse":
+        return hidden + 0.5 * jnp.sum((y - outputs) ** 2, axis=1)
+    log_probs = outputs - jax.scipy.special.logsumexp(outputs, axis=1, keepdims=True)
+    return hidden - jnp.sum(y * log_probs, axis=1)
+
+
+def epc_inference(weights, x, y, mults, phi, skips, loss, lr, steps):
+    """Plain per-example gradient descent on the errors from ε = 0, one step at a time."""
+    width = weights[0].shape[0]
+    errors = [jnp.zeros((x.shape[0], width), x.dtype) for _ in weights[:-1]]
+
+    def total(errs):
+        return jnp.sum(epc_energies(weights, errs, x, y, mults, phi, skips, loss))
+
+    grad = jax.jit(jax.grad(total))
+    for _ in range(steps):
+        grads = grad(errors)
+        errors = [e - lr * g for e, g in zip(errors, grads, strict=True)]
+    return errors
+
+
+def local_weight_gradients(weights, activities, x, y, mults, phi, skips, loss):
+    """∂F̄/∂W of the batch-mean standard PC energy at `activities`, by autodiff of the naive
+    per-example energy (one example at a time)."""
+
+    def mean_energy(ws):
+        return jnp.mean(batch_energies(ws, activities, x, y, mults, phi, skips, loss))
+
+    return jax.grad(mean_energy)(weights)

@@ -5,7 +5,20 @@ import math
 import numpy as np
 from helpers import PNG_SIGNATURE
 
+from mupc.experiments import RunConfig, RunSummary, SweepResult, SweepRun
 from mupc.experiments._figures import depth_figure, transfer_figure, transfer_grid, transfer_report
+
+
+def _result(labels, diverged, test_accuracy=None, min_train_loss=None):
+    """A `SweepResult` with only the fields the figures read."""
+    summary = RunSummary(
+        status="diverged" if diverged else "completed", config=RunConfig(steps=1), steps=1,
+        epochs=0.0, test_accuracy=test_accuracy, test_loss=None, best_test_accuracy=None,
+        min_train_loss=min_train_loss, final_train_loss=None,
+        diverged_at_step=1 if diverged else None, diverged_on="training" if diverged else None,
+        wall_seconds=0.0, seconds_per_step=None, dataset="synthetic", num_train=1, num_test=1,
+    )  # fmt: skip
+    return SweepResult(SweepRun("run", RunConfig(steps=1), labels), summary)
 
 
 def _depth_rows():
@@ -14,10 +27,10 @@ def _depth_rows():
         for depth in (8, 16, 32):
             for seed in (0, 1):
                 diverged = method == "PC" and depth == 32
-                rows.append({
-                    "method": method, "depth": depth, "seed": seed, "diverged": diverged,
-                    "test_accuracy": None if diverged else accuracy + 0.01 * seed,
-                })  # fmt: skip
+                rows.append(_result(
+                    {"method": method, "depth": depth, "seed": seed}, diverged,
+                    test_accuracy=None if diverged else accuracy + 0.01 * seed,
+                ))  # fmt: skip
     return rows
 
 
@@ -61,10 +74,10 @@ def _transfer_rows(best_by_size):
                 for seed in (0, 1):
                     diverged = (i, j) == (0, 0)
                     loss = 10.0 ** (-2 + abs(i - bi) + abs(j - bj) + 0.1 * seed)
-                    rows.append({
-                        "size": size, "weight_lr": w, "activity_lr_batch_mean": a,
-                        "seed": seed, "diverged": diverged, "min_train_loss": loss,
-                    })  # fmt: skip
+                    rows.append(_result(
+                        {"size": size, "weight_lr": w, "activity_lr_batch_mean": a,
+                         "seed": seed}, diverged, min_train_loss=loss,
+                    ))  # fmt: skip
     return rows
 
 

@@ -1,4 +1,5 @@
-"""The README's quick-start example runs as written."""
+"""The README's quick-start example runs as written; the README stays short, its links resolve,
+and the docs' getting-started page shows the same example."""
 
 import os
 import re
@@ -7,11 +8,17 @@ from pathlib import Path
 import jax
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+GETTING_STARTED = ROOT / "docs" / "getting-started.md"
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
 def _quickstart() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = _python_blocks(README)
     assert blocks, "the README has no Python example"
     return blocks[0]
 
@@ -32,6 +39,26 @@ def test_quickstart_runs(tmp_path, capsys):
     assert evaluation.accuracy > 0.6, evaluation
     assert (tmp_path / "runs" / "quickstart.npz").is_file()
     assert "0 " in capsys.readouterr().out
+
+
+def test_docs_quickstart_is_the_tested_one():
+    assert _python_blocks(GETTING_STARTED)[0] == _quickstart()
+
+
+def test_readme_is_short_and_its_links_resolve():
+    text = README.read_text()
+    assert len(text.encode()) < 12_000, "keep the README under 12 KB; move detail into docs/"
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert any(t.startswith("docs/") for t in local)
+    assert [t for t in local if not (ROOT / t).exists()] == []
+
+
+def test_every_python_example_in_the_docs_compiles():
+    pages = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+    for page in pages:
+        for block in _python_blocks(page):
+            compile(block, str(page), "exec")  # a SyntaxError names the page
 
 
 if __name__ == "__main__":

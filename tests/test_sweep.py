@@ -80,10 +80,12 @@ def test_transfer_sweep_marks_divergence_and_reports_best_cell(tmp_path, capsys)
 
 def test_failed_run_is_reported_and_others_kept(tmp_path):
     good = SweepRun("good", RunConfig(dataset="synthetic", depth=2, width=8, steps=2), {"k": 1})
-    bad = SweepRun("bad", RunConfig(dataset="no-such-data", depth=2, width=8, steps=2), {"k": 2})
+    # 4,096 devices: refused when the run builds its device mesh, inside the run.
+    many = RunConfig(dataset="synthetic", depth=2, width=8, steps=2, devices=4096)
+    bad = SweepRun("bad", many, {"k": 2})
     with pytest.raises(RuntimeError, match=r"1 run\(s\) failed: \['bad'\]"):
         run_sweep([good, bad], tmp_path, kind="test", workers=1, log=lambda _: None)
-    assert "no-such-data" in (tmp_path / "runs" / "bad" / "error.txt").read_text()
+    assert "Asked for 4096 devices" in (tmp_path / "runs" / "bad" / "error.txt").read_text()
     assert [row["run_id"] for row in _rows(tmp_path / "results.csv")] == ["good"]
     with pytest.raises(ValueError, match="unique"):
         run_sweep([good, good], tmp_path, kind="test", workers=1)

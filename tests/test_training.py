@@ -285,3 +285,33 @@ def test_evaluate_matches_numpy_with_ragged_batches(getkey):
     assert result.num_examples == 23
     assert result.accuracy == pytest.approx(np.mean(out.argmax(1) == y.argmax(1)))
     assert result.loss == pytest.approx(np.mean(0.5 * np.sum((y - out) ** 2, axis=1)))
+
+
+@pytest.mark.parametrize("method", ["pc", "bp"])
+def test_freeze_layers_keeps_the_bottom_layers_exactly(method, getkey):
+    network = mupc.ResNet(mupc.NetworkConfig(6, 8, 6, 3), key=getkey())
+    optimiser = optax.chain(mupc.freeze_layers(network, 2), optax.adam(0.05))
+    if method == "pc":
+        trainer = mupc.PCTrainer(
+            optimiser=optimiser, inference=mupc.ErrorInference.gradient_descent(0.1, 3)
+        )
+    else:
+        trainer = mupc.BPTrainer(optimiser=optimiser)
+    x = jax.random.normal(getkey(), (5, 6))
+    y = jax.nn.one_hot(jnp.arange(5) % 3, 3)
+    state = trainer.init(network)
+    for _ in range(3):
+        state, _ = trainer.step(state, x, y)
+    unchanged = np.asarray(
+        jnp.all(state.network.hidden_weights == network.hidden_weights, axis=(1, 2))
+    )
+    # H = 6: layers 5 and 6 train, i.e. W_5, W_6 = hidden rows 3, 4, and the readout.
+    np.testing.assert_array_equal(unchanged, [True, True, True, False, False])
+    np.testing.assert_array_equal(state.network.input_weights, network.input_weights)
+    assert not np.array_equal(state.network.output_weights, network.output_weights)
+
+
+def test_freeze_layers_refuses_bad_counts():
+    network = mupc.ResNet(mupc.NetworkConfig(6, 8, 6, 3), key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"trainable_top.*\[0, H = 6\].*got 7"):
+        mupc.freeze_layers(network, 7)

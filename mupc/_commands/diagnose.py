@@ -1,4 +1,4 @@
-"""`mupc diagnose hessian | coords | theory`: look inside inference.
+"""`mupc diagnose hessian | coords | theory | signal`: look inside inference.
 
 - `hessian`: condition number of the activity Hessian across depth and width for `sp` and
   `mupc`, with and without skips, and over a short training run (`hessian.csv`, `hessian.png`).
@@ -6,6 +6,8 @@
   and depth, for each parameterisation (`coords.csv`, `coords.png`).
 - `theory`: ratio of the MSE loss to the equilibrium energy of linear networks over (N, H),
   at initialisation and after training (`theory.csv`, `theory.png`).
+- `signal`: per layer, the PC weight gradient against backprop's (norm ratio and cosine) for
+  several inference settings side by side, on real digits (`signal.csv`, `signal.png`).
 
 Data are synthetic (no download): inputs $x \\sim \\mathcal{N}(0, I_D)$ and one-hot labels of
 a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$.
@@ -19,17 +21,20 @@ batch from `synthetic_task(fold_in(key, 1), D, C, size)` (`--examples` rows for 
 (`--weight-lr`) on the weights and T = H steps of gradient descent (`--activity-lr`).
 """
 
-import argparse
 import csv
 import math
 import time
 from pathlib import Path
 from typing import Any
 
+from .. import _published as published
+from .._activation import ACTIVATIONS
 from .._atomic import atomic_open
+from .._parameterisation import PARAMETERISATIONS
+from ._arguments import non_negative_int, positive_float, positive_int
 
-_PARAMS = ("sp", "mupc", "ntp")
-_ACTIVATIONS = ("linear", "tanh", "relu", "gelu", "silu")
+_PARAMS = tuple(PARAMETERISATIONS)
+_ACTIVATIONS = tuple(ACTIVATIONS)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -570,36 +575,90 @@ def _plot_theory(args, rows, path):
     _save_figure(figure, path)
 
 
+# ----------------------------------------------------------------------------- signal
+
+# The published inference, a 20× larger step, and ePC near and far from equilibrium (spec §8).
+DEFAULT_SIGNAL_SETTINGS = [
+    f"gd:{published.ACTIVITY_LR_BATCH_MEAN}/{published.BATCH_SIZE}:H",
+    f"gd:10/{published.BATCH_SIZE}:H",
+    "epc:0.1:5",
+    "epc:0.1:100",
+]
+
+
+def _run_signal(args) -> int:
+    import jax
+
+    from .._data import load_dataset
+    from .._diagnostics.signal import (
+        SIGNAL_COLUMNS,
+        decile_summary,
+        learning_signal,
+        parse_setting,
+        plot_signal,
+        signal_rows,
+    )
+    from .._network import NetworkConfig, ResNet
+
+    settings = [parse_setting(spec, args.depth) for spec in args.settings]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    inputs = data.train_images[: args.batch_size]
+    targets = data.train_labels[: args.batch_size]
+    config = NetworkConfig(
+        data.input_dim, args.width, args.depth, data.num_classes, args.activation, args.param
+    )
+    network = ResNet(config, key=jax.random.key(args.seed))
+    rows: list[dict[str, Any]] = []
+    print(f"{'setting':<28}{'cos ≥ 0.9':>10}   mean cosine by decile of depth (bottom → top)")
+    for setting in settings:
+        started = time.perf_counter()
+        signal = learning_signal(setting.trainer, network, inputs, targets)
+        rows.extend(signal_rows(network, setting.label, signal))
+        summary = decile_summary(signal)
+        deciles = " ".join(f"{value:5.2f}" for value in summary.mean)
+        seconds = time.perf_counter() - started
+        print(f"{setting.label:<28}{summary.fraction_aligned:>9.0%}   {deciles}  ({seconds:.1f} s)")
+    write_csv(out / "signal.csv", rows, SIGNAL_COLUMNS)
+    title = (
+        f"{args.param}, {args.activation}, H = {args.depth}, N = {args.width}, one batch of "
+        f"{args.batch_size} {args.dataset} examples, at initialisation"
+    )
+    plot_signal(rows, out / "signal.png", title)
+    print(f"wrote {out / 'signal.csv'} and {out / 'signal.png'}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
 def _common(parser, widths, depths, params, activation, activations=_ACTIVATIONS):
     parser.add_argument("--out", required=True, help="output folder for the CSV and PNG")
-    parser.add_argument("--widths", type=int, nargs="+", default=widths, help="widths N")
-    parser.add_argument("--depths", type=int, nargs="+", default=depths, help="depths H")
+    parser.add_argument("--widths", type=positive_int, nargs="+", default=widths, help="widths N")
+    parser.add_argument("--depths", type=positive_int, nargs="+", default=depths, help="depths H")
     parser.add_argument(
         "--params", nargs="+", choices=_PARAMS, default=params, help="parameterisations"
     )
     parser.add_argument("--activation", default=activation, choices=activations)
-    parser.add_argument("--input-dim", type=int, default=784, help="D")
-    parser.add_argument("--output-dim", type=int, default=10, help="C")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weight-lr", type=float, default=0.1, help="Adam learning rate")
+    parser.add_argument("--input-dim", type=positive_int, default=784, help="D")
+    parser.add_argument("--output-dim", type=positive_int, default=10, help="C")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument(
+        "--weight-lr",
+        type=positive_float,
+        default=published.MUPC_WEIGHT_LR,
+        help="Adam learning rate",
+    )
     parser.add_argument(
         "--activity-lr",
-        type=float,
-        default=0.5 / 64,
-        help="per-example activity step (published 0.5 at batch 64 = 0.0078125)",
+        type=positive_float,
+        default=published.ACTIVITY_LR,
+        help=f"per-example activity step (published {published.ACTIVITY_LR_BATCH_MEAN:g} at "
+        f"batch {published.BATCH_SIZE} = {published.ACTIVITY_LR:g})",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=published.BATCH_SIZE)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {number}")
-    return number
 
 
 def register(subparsers) -> None:
@@ -616,28 +675,55 @@ def register(subparsers) -> None:
         default="auto",
         help="auto: dense when H·N ≤ --dense-max, else Lanczos",
     )
-    hessian.add_argument("--dense-max", type=int, default=2048)
-    hessian.add_argument("--iterations", type=_positive, default=256, help="Lanczos steps")
+    hessian.add_argument("--dense-max", type=positive_int, default=2048)
+    hessian.add_argument("--iterations", type=positive_int, default=256, help="Lanczos steps")
     hessian.add_argument(
-        "--examples", type=_positive, default=1, help="probe examples, each measured separately"
+        "--examples", type=positive_int, default=1, help="probe examples, each measured separately"
     )
     hessian.add_argument(
-        "--train-steps", type=int, default=60, help="training steps for tracking (0: no tracking)"
+        "--train-steps",
+        type=non_negative_int,
+        default=60,
+        help="training steps for tracking (0: no tracking)",
     )
-    hessian.add_argument("--track-every", type=int, default=10, help="measure every k steps")
-    hessian.add_argument("--track-width", type=_positive, default=32)
-    hessian.add_argument("--track-depth", type=_positive, default=8)
+    hessian.add_argument(
+        "--track-every", type=positive_int, default=10, help="measure every k steps"
+    )
+    hessian.add_argument("--track-width", type=positive_int, default=32)
+    hessian.add_argument("--track-depth", type=positive_int, default=8)
     hessian.set_defaults(run=_run_hessian)
 
     coords = sub.add_parser("coords", help="per-layer RMS coordinate check")
     _common(coords, [32, 64, 128, 256], [4, 32], ["sp", "mupc", "ntp"], "relu")
-    coords.add_argument("--steps", type=_positive, default=3, help="training steps recorded")
+    coords.add_argument("--steps", type=positive_int, default=3, help="training steps recorded")
     coords.add_argument("--no-skips", dest="skips", action="store_false")
     coords.set_defaults(run=_run_coords)
 
     theory = sub.add_parser("theory", help="loss / equilibrium energy of linear networks")
     # The closed forms hold for linear networks only.
     _common(theory, [16, 32, 64, 128], [2, 8, 32], ["mupc", "sp"], "linear", ("linear",))
-    theory.add_argument("--train-steps", type=int, default=20)
-    theory.add_argument("--record-every", type=_positive, default=10)
+    theory.add_argument("--train-steps", type=non_negative_int, default=20)
+    theory.add_argument("--record-every", type=positive_int, default=10)
     theory.set_defaults(run=_run_theory)
+
+    signal = sub.add_parser(
+        "signal", help="per-layer PC weight gradient against backprop's (ratio, cosine)"
+    )
+    signal.add_argument("--out", required=True, help="output folder for the CSV and PNG")
+    signal.add_argument(
+        "--settings",
+        nargs="+",
+        default=DEFAULT_SIGNAL_SETTINGS,
+        metavar="KIND:LR[:T]",
+        help="inference settings: KIND gd | epc | epc-reparameterised, LR the per-example "
+        "step (0.5/64 allowed), T an integer or H (default: %(default)s)",
+    )
+    signal.add_argument("--depth", "-H", type=positive_int, default=128)
+    signal.add_argument("--width", "-N", type=positive_int, default=128)
+    signal.add_argument("--param", choices=_PARAMS, default="mupc")
+    signal.add_argument("--activation", choices=_ACTIVATIONS, default="relu")
+    signal.add_argument("--dataset", default="mnist-sample")
+    signal.add_argument("--data-dir", default=None)
+    signal.add_argument("--batch-size", type=positive_int, default=64)
+    signal.add_argument("--seed", type=int, default=0)
+    signal.set_defaults(run=_run_signal)

@@ -1,11 +1,22 @@
-"""`mupc sweep depth|transfer`: the published experiments as resumable parallel sweeps."""
+"""`mupc sweep depth|transfer`: the published experiments as resumable parallel sweeps.
+
+This module only parses arguments; choices come from the registries (through
+`mupc.experiments._config`) and the presets, the work is `mupc.experiments.run_sweep`.
+"""
 
 import dataclasses
 import sys
 from pathlib import Path
 
 from .._atomic import write_text_atomic
-from .train import ACTIVATIONS, DATASETS, PARAMETERISATIONS, _positive_float, _positive_int
+from ..experiments import _config
+from ..experiments._presets import DEPTH_PRESETS, METHODS, OVER, TRANSFER_PRESETS
+from ..experiments._sweep import BACKENDS
+from ._arguments import (
+    positive_float as _positive_float,
+    positive_int as _positive_int,
+    threshold as _threshold,
+)
 
 
 def _common(parser, presets: tuple[str, ...]) -> None:
@@ -23,7 +34,7 @@ def _common(parser, presets: tuple[str, ...]) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=BACKENDS,
         default="local",
         help="local: a process pool (default); ray: one Ray task per run (pip install 'mupc[ray]')",
     )
@@ -32,14 +43,21 @@ def _common(parser, presets: tuple[str, ...]) -> None:
         help="with --backend ray: an existing Ray cluster, HOST:PORT or 'auto' (default: start "
         "a local Ray instance); the --out folder must be shared by every node",
     )
-    parser.add_argument("--dataset", choices=DATASETS, help="override the preset's dataset")
+    parser.add_argument("--dataset", choices=_config.DATASETS, help="override the preset's dataset")
     parser.add_argument("--data-dir", help="where dataset files are looked for")
     parser.add_argument("--seeds", type=_positive_int, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    parser.add_argument("--activation", choices=_config.ACTIVATION_NAMES, default="relu")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, help="training steps per run")
     length.add_argument("--epochs", type=_positive_float, help="epochs per run")
-    parser.add_argument("--batch-size", type=_positive_int)  # fmt: skip
+    parser.add_argument("--batch-size", type=_positive_int)
+    parser.add_argument(
+        "--divergence-threshold",
+        type=_threshold,
+        default=_config.DIVERGENCE_THRESHOLD,
+        help="a run diverged once its loss or energy exceeds this multiple of its first value "
+        f"(default {_config.DIVERGENCE_THRESHOLD:g}; 'none': only when no longer finite)",
+    )
 
 
 def _overrides(args, preset):
@@ -65,7 +83,7 @@ def _check_preset(name: str, presets: dict) -> None:
 
 def _run_depth(args) -> int:
     from ..experiments._figures import depth_figure
-    from ..experiments._presets import DEPTH_PRESETS, depth_runs
+    from ..experiments._presets import depth_runs
     from ..experiments._sweep import run_sweep
 
     _check_preset(args.preset, DEPTH_PRESETS)
@@ -76,36 +94,40 @@ def _run_depth(args) -> int:
             changes[name] = tuple(getattr(args, name)) if name != "width" else args.width
     preset = dataclasses.replace(preset, **changes)
     out = Path(args.out or f"runs/depth-{args.preset}-{args.activation}")
-    runs = depth_runs(preset, data_dir=args.data_dir)
+    runs = depth_runs(
+        preset, data_dir=args.data_dir, divergence_threshold=args.divergence_threshold
+    )
     try:
-        rows = run_sweep(
+        results = run_sweep(
             runs, out, kind="depth", workers=args.workers, argv=sys.argv, **_backend(args)
         )
     except RuntimeError as error:
         print(f"mupc sweep depth: {error}", file=sys.stderr)
         return 1
     figure = depth_figure(
-        rows,
+        results,
         out / "depth.png",
         title=f"{preset.dataset}, N = {preset.width}, {preset.activation}, "
         + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)")
         + f", {preset.seeds} seed(s)",
     )
-    print(_depth_table(rows))
+    print(_depth_table(results))
     print(f"wrote {out / 'results.csv'} and {figure}")
     return 0
 
 
-def _depth_table(rows) -> str:
+def _depth_table(results) -> str:
     import numpy as np
 
     lines = ["method  H     test accuracy (mean ± sd)   diverged"]
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["method"], int(row["depth"])), []).append(row)
+    groups: dict[tuple[str, int], list] = {}
+    for result in results:
+        groups.setdefault((result.labels["method"], int(result.labels["depth"])), []).append(
+            result.summary
+        )
     for (method, depth), group in groups.items():
-        accuracies = [100 * r["test_accuracy"] for r in group if not r["diverged"]]
-        diverged = sum(bool(r["diverged"]) for r in group)
+        accuracies = [100 * s.test_accuracy for s in group if not s.diverged]
+        diverged = sum(s.diverged for s in group)
         text = (
             f"{np.mean(accuracies):5.1f} ± {np.std(accuracies):4.1f} %  (n={len(accuracies)})"
             if accuracies
@@ -117,7 +139,7 @@ def _depth_table(rows) -> str:
 
 def _run_transfer(args) -> int:
     from ..experiments._figures import transfer_figure, transfer_report
-    from ..experiments._presets import TRANSFER_PRESETS, transfer_runs
+    from ..experiments._presets import transfer_runs
     from ..experiments._sweep import run_sweep
 
     _check_preset(args.preset, TRANSFER_PRESETS)
@@ -134,10 +156,14 @@ def _run_transfer(args) -> int:
     preset = dataclasses.replace(preset, **changes)
     out = Path(args.out or f"runs/transfer-{args.preset}-{args.param}-{args.activation}")
     runs = transfer_runs(
-        preset, parameterisation=args.param, activation=args.activation, data_dir=args.data_dir
+        preset,
+        parameterisation=args.param,
+        activation=args.activation,
+        data_dir=args.data_dir,
+        divergence_threshold=args.divergence_threshold,
     )
     try:
-        rows = run_sweep(
+        results = run_sweep(
             runs, out, kind="transfer", workers=args.workers, argv=sys.argv, **_backend(args)
         )
     except RuntimeError as error:
@@ -146,13 +172,13 @@ def _run_transfer(args) -> int:
     size_name = "N" if preset.over == "width" else "H"
     fixed = f"H = {preset.depth}" if preset.over == "width" else f"N = {preset.width}"
     figure = transfer_figure(
-        rows,
+        results,
         out / "transfer.png",
         size_name=size_name,
         title=f"{args.param}, {args.activation}, {preset.dataset}, {fixed}, "
         + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)"),
     )
-    report = transfer_report(rows, size_name)
+    report = transfer_report(results, size_name)
     write_text_atomic(out / "transfer_report.txt", report + "\n")
     print(report)
     print(f"wrote {out / 'results.csv'}, {figure} and {out / 'transfer_report.txt'}")
@@ -172,10 +198,10 @@ def register(subparsers) -> None:
         description="Test accuracy against the number of hidden layers H for standard PC, μPC "
         "and BP (Depth-μP) over seeds: results.csv and depth.png.",
     )  # fmt: skip
-    _common(depth, ("quick", "paper"))
+    _common(depth, tuple(DEPTH_PRESETS))
     depth.add_argument("--width", "-N", type=_positive_int, help="width N")
     depth.add_argument("--depths", type=_positive_int, nargs="+", help="hidden layers H")
-    depth.add_argument("--methods", nargs="+", choices=("pc", "mupc", "bp"),
+    depth.add_argument("--methods", nargs="+", choices=tuple(METHODS),
                        help="pc (standard PC), mupc, bp (default: all three)")  # fmt: skip
     depth.set_defaults(run=_run_depth)
 
@@ -184,8 +210,8 @@ def register(subparsers) -> None:
         description="The (weight lr x activity lr) grid at every width or depth: results.csv, "
         "transfer.png (log10 min training loss per size) and a transfer report.",
     )  # fmt: skip
-    _common(transfer, ("quick", "paper", "paper-depth"))
-    transfer.add_argument("--over", choices=("width", "depth"), help="sweep widths or depths")
+    _common(transfer, tuple(TRANSFER_PRESETS))
+    transfer.add_argument("--over", choices=OVER, help="sweep widths or depths")
     transfer.add_argument("--sizes", type=_positive_int, nargs="+", help="widths or depths")
     transfer.add_argument("--width", "-N", type=_positive_int, help="fixed width (--over depth)")
     transfer.add_argument("--depth", "-H", type=_positive_int, help="fixed depth (--over width)")
@@ -196,5 +222,5 @@ def register(subparsers) -> None:
         nargs="+",
         help="activity lrs in the published batch-mean convention",
     )
-    transfer.add_argument("--param", choices=PARAMETERISATIONS, default="mupc")
+    transfer.add_argument("--param", choices=_config.PARAMETERISATION_NAMES, default="mupc")
     transfer.set_defaults(run=_run_transfer)

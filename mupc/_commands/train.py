@@ -1,54 +1,41 @@
-"""`mupc train`: train one network from the command line (every core option is a flag)."""
+"""`mupc train`: train one network from the command line (every core option is a flag).
+
+This module only parses arguments: the choices come from the library's registries (through
+`mupc.experiments._config`), the defaults from `mupc._published`, and the work is
+`mupc.experiments.run_experiment`.
+"""
 
 import argparse
 import sys
+from pathlib import Path
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "mnist-sample", "synthetic")
-ACTIVATIONS = ("linear", "tanh", "relu", "gelu", "silu")
-PARAMETERISATIONS = ("sp", "mupc", "ntp")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+from .. import _published as published
+from ..experiments import _config
+from ._arguments import non_negative_int, positive_float, positive_int, threshold
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `mupc train` and the sweeps: data, network, trainer, length."""
-    from ..experiments._run import ACTIVITY_OPTIMIZERS, LOSSES, METHODS, WEIGHT_OPTIMIZERS
-
+    defaults = _config.RunConfig()
     data = parser.add_argument_group("data")
     data.add_argument(
         "--dataset",
-        choices=DATASETS,
-        default="mnist-sample",
+        choices=_config.DATASETS,
+        default=defaults.dataset,
         help="dataset (default: mnist-sample, 4,000 + 1,000 real MNIST digits, offline)",
     )
     data.add_argument("--data-dir", help="where dataset files are looked for and downloaded")
     net = parser.add_argument_group("network")
-    net.add_argument("--depth", "-H", type=_positive_int, default=8, help="hidden layers H")
-    net.add_argument("--width", "-N", type=_positive_int, default=128, help="width N")
-    net.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    net.add_argument(
+        "--depth", "-H", type=positive_int, default=defaults.depth, help="hidden layers H"
+    )
+    net.add_argument("--width", "-N", type=positive_int, default=defaults.width, help="width N")
+    net.add_argument("--activation", choices=_config.ACTIVATION_NAMES, default=defaults.activation)
     net.add_argument(
         "--param",
         dest="parameterisation",
-        choices=PARAMETERISATIONS,
-        default="mupc",
+        choices=_config.PARAMETERISATION_NAMES,
+        default=defaults.parameterisation,
         help="parameterisation: sp (standard PC), mupc, ntp",
     )
     net.add_argument(
@@ -61,75 +48,97 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     train = parser.add_argument_group("training")
     train.add_argument(
         "--method",
-        choices=METHODS,
-        default="pc",
+        choices=_config.METHODS,
+        default=defaults.method,
         help="pc (predictive coding) or bp (backprop on the same network)",
     )
     train.add_argument(
         "--optimizer",
-        choices=WEIGHT_OPTIMIZERS,
-        default="adam",
-        help="weight optimiser (default adam)",
+        choices=_config.OPTIMISER_NAMES,
+        default=defaults.optimizer,
+        help=f"weight optimiser (default {defaults.optimizer})",
     )
     train.add_argument(
-        "--lr", type=_positive_float, help="weight learning rate (default 0.1 for pc, 0.01 for bp)"
+        "--lr",
+        type=positive_float,
+        help=f"weight learning rate (default {published.MUPC_WEIGHT_LR:g} for pc, "
+        f"{published.BP_WEIGHT_LR:g} for bp)",
     )
     train.add_argument(
         "--activity-optimizer",
-        choices=ACTIVITY_OPTIMIZERS,
-        default="sgd",
-        help="inference optimiser on the activities (default sgd)",
+        choices=_config.OPTIMISER_NAMES,
+        default=defaults.activity_optimizer,
+        help=f"inference optimiser on the activities (default {defaults.activity_optimizer})",
     )
     rate = train.add_mutually_exclusive_group()
     rate.add_argument(
         "--activity-lr",
-        type=_positive_float,
+        type=positive_float,
         help="activity step PER EXAMPLE (this library's convention)",
     )
     rate.add_argument(
         "--activity-lr-batch-mean",
-        type=_positive_float,
-        help="activity step in the published batch-mean convention; divided by "
-        "the batch size (default 0.5, i.e. 0.5/64 per example at batch 64)",
+        type=positive_float,
+        help="activity step in the published batch-mean convention; divided by the batch size "
+        f"(default {published.ACTIVITY_LR_BATCH_MEAN:g}, i.e. {published.ACTIVITY_LR:g} per "
+        f"example at batch {published.BATCH_SIZE})",
     )
     train.add_argument(
-        "--inference-steps", "-T", type=int, help="inference steps T (default T = H)"
+        "--inference-steps", "-T", type=non_negative_int, help="inference steps T (default T = H)"
     )
-    train.add_argument("--loss", choices=LOSSES, default="mse")
-    train.add_argument("--batch-size", type=_positive_int, default=64)
+    train.add_argument("--loss", choices=_config.LOSS_NAMES, default=defaults.loss)
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_float, help="epochs (default 1)")
-    length.add_argument("--steps", type=_positive_int, help="training steps (instead of epochs)")
-    train.add_argument("--seed", type=int, default=0, help="weights and data order")
+    length.add_argument("--epochs", type=positive_float, help="epochs (default 1)")
+    length.add_argument("--steps", type=positive_int, help="training steps (instead of epochs)")
+    train.add_argument(
+        "--seed", type=non_negative_int, default=defaults.seed, help="weights and data order"
+    )
     train.add_argument(
         "--eval-every",
-        type=_positive_int,
-        default=100,
+        type=positive_int,
+        default=defaults.eval_every,
         help="evaluate on the test set every this many steps (and at the end)",
     )
     train.add_argument(
         "--log-every",
-        type=_positive_int,
-        default=10,
+        type=positive_int,
+        default=defaults.log_every,
         help="write a metrics line every this many steps",
     )
-    train.add_argument("--checkpoint-every", type=_positive_int, default=100,
-                       help="save a checkpoint every this many steps (and at the end)")  # fmt: skip
+    train.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=defaults.checkpoint_every,
+        help="save a checkpoint every this many steps (and at the end)",
+    )
+    train.add_argument(
+        "--divergence-threshold",
+        type=threshold,
+        default=defaults.divergence_threshold,
+        help="stop as diverged when the training loss or the energy exceeds this multiple of "
+        f"its first value (default {_config.DIVERGENCE_THRESHOLD:g}; 'none': only when it is "
+        "no longer finite)",
+    )
 
 
 def config_from_args(args: argparse.Namespace):
     """The `RunConfig` the parsed flags describe (published activity lrs converted)."""
     from .._inference import activity_lr_from_batch_mean
-    from ..experiments._run import RunConfig
 
-    lr = args.lr if args.lr is not None else (0.1 if args.method == "pc" else 0.01)
+    pc = args.method == "pc"
+    lr = (
+        args.lr
+        if args.lr is not None
+        else (published.MUPC_WEIGHT_LR if pc else published.BP_WEIGHT_LR)
+    )
     if args.activity_lr is not None:
         activity_lr = args.activity_lr
     else:
-        batch_mean = 0.5 if args.activity_lr_batch_mean is None else args.activity_lr_batch_mean
+        batch_mean = args.activity_lr_batch_mean or published.ACTIVITY_LR_BATCH_MEAN
         activity_lr = activity_lr_from_batch_mean(batch_mean, args.batch_size)
     epochs = None if args.steps is not None else (1.0 if args.epochs is None else args.epochs)
-    return RunConfig(
+    return _config.RunConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
         depth=args.depth,
@@ -154,25 +163,74 @@ def config_from_args(args: argparse.Namespace):
         loss=args.loss,
         devices=getattr(args, "devices", 1),
         parallel=getattr(args, "parallel", "data"),
+        divergence_threshold=args.divergence_threshold,
     )
 
 
+def _stopped(error: KeyboardInterrupt, out: str | None):
+    """The one-line `Interrupted` for a stopped run: what was kept, how to go on."""
+    import signal
+
+    import numpy as np
+
+    from ..experiments._interrupt import Interrupted, as_interrupted
+
+    signum = as_interrupted(error).signum
+    name = signal.Signals(signum).name
+    if out is None:
+        return Interrupted(signum, f"stopped by {name}; nothing was saved (no --out)")
+    try:
+        with np.load(Path(out) / "checkpoint.npz") as stored:
+            step = int(stored["step"])
+    except (OSError, ValueError, KeyError):
+        return Interrupted(
+            signum, f"stopped by {name} before the first checkpoint; run the command again"
+        )
+    return Interrupted(
+        signum,
+        f"stopped by {name}; the checkpoint at step {step} is in {out}/: add --resume to the "
+        "same command to continue from it",
+    )
+
+
+def _tracker(logdir: str | None, config):
+    """The `--tensorboard DIR` tracker (None without the flag)."""
+    if logdir is None:
+        return None
+    from ..experiments._tracking import TensorBoardTracker
+
+    try:
+        return TensorBoardTracker(logdir, config=config.to_dict())
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+
+
 def _run(args) -> int:
-    from ..experiments._run import describe, run_experiment
+    from ..experiments import describe, run_experiment
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue.")
     config = config_from_args(args)
-    summary = run_experiment(
-        config,
-        args.out,
-        resume=args.resume,
-        progress=not args.quiet,
-        provenance={"command": sys.argv},
-    )
+    tracker = _tracker(args.tensorboard, config)
+    try:
+        summary = run_experiment(
+            config,
+            args.out,
+            resume=args.resume,
+            progress=not args.quiet,
+            provenance={"command": sys.argv},
+            tracking=tracker,
+        )
+    except KeyboardInterrupt as error:
+        raise _stopped(error, args.out) from None
+    finally:
+        if tracker is not None:
+            tracker.close()
     print(describe(summary))
     if args.out:
-        print(f"results in {args.out}/ (summary.json, metrics.jsonl, checkpoint.npz)")
+        names = ("summary.json", "metrics.jsonl", "checkpoint.npz")
+        kept = ", ".join(name for name in names if (Path(args.out) / name).exists())
+        print(f"results in {args.out}/ ({kept})")
     return 0
 
 
@@ -187,17 +245,17 @@ def register(subparsers) -> None:
     scale = parser.add_argument_group("devices")
     scale.add_argument(
         "--devices",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="train on K devices (default 1); on CPU simulate K with "
         "XLA_FLAGS=--xla_force_host_platform_device_count=K",
     )
     scale.add_argument(
         "--parallel",
-        choices=("data", "layers", "both"),
+        choices=_config.PARALLEL_MODES,
         default="data",
         help="split the batch (data), the hidden layers (layers, PC only) or both over the "
-        "K devices (default data); see the README, Parallel training",
+        "K devices (default data); see docs/tutorials/parallel.md",
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", help="folder for config.json, metrics.jsonl, checkpoints and "
@@ -205,4 +263,6 @@ def register(subparsers) -> None:
     output.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")  # fmt: skip
     output.add_argument("--quiet", action="store_true", help="no progress bar")
+    output.add_argument("--tensorboard", metavar="DIR", help="also write the metrics as "
+                        "TensorBoard events to DIR (needs mupc[tensorboard])")  # fmt: skip
     parser.set_defaults(run=_run)

@@ -39,7 +39,8 @@ def _with_batch_axis(activities):
 
 def _example_hvp(network: PCNetwork, inputs, targets, activities, loss: Loss) -> MatVec:
     """$v \\mapsto H_z v$ for ONE example at `activities` (a pytree of (layers, ...) arrays,
-    flattened layer by layer by `ravel_pytree`), forward-over-reverse."""
+    flattened layer by layer by `ravel_pytree`): forward-over-reverse, or reverse-over-reverse
+    for networks without forward-mode autodiff."""
     point, unravel = ravel_pytree(activities)
     x, y = inputs[None], targets[None]
     reference = network.feedforward(x)[0]
@@ -49,9 +50,15 @@ def _example_hvp(network: PCNetwork, inputs, targets, activities, loss: Loss) ->
         return energy(network, acts, x, y, loss, reference)[0]
 
     grad = jax.grad(example_energy)
+    if network.forward_mode_autodiff:
 
-    def matvec(vector):
-        return jax.jvp(grad, (point,), (vector,))[1]
+        def matvec(vector):
+            return jax.jvp(grad, (point,), (vector,))[1]
+
+    else:
+
+        def matvec(vector):
+            return jax.grad(lambda z: jnp.vdot(grad(z), vector))(point)
 
     return matvec
 

@@ -102,8 +102,16 @@ class InferenceSolver(eqx.Module):
         - `activities`: the initial activities.
         - `feedforward_start`: the activities are the feedforward pass (all hidden errors
           zero), which lets solvers skip work that is known to be zero.
-        - `reference`: the feedforward activities of `inputs` (computed when None).
+        - `reference`: the feedforward activities of `inputs`; when None, `activities` if
+          `feedforward_start`, else computed. Errors are exact relative to this point, so pass
+          the very array the activities started from.
         """
+
+    def reference_point(self, network, activities, inputs, feedforward_start, reference):
+        """The feedforward activities the errors are measured from (see `run`)."""
+        if reference is not None:
+            return reference
+        return activities if feedforward_start else network.feedforward(inputs)[0]
 
     def default_steps(self, network: PCNetwork) -> int:
         """T when none is given: H, the number of layers (the published choice)."""

@@ -38,8 +38,7 @@ class ContinuousInference(InferenceSolver):
             raise ValueError("`dt0` is required with a constant step size.")
 
     def run(self, network, activities, inputs, targets, loss, *, feedforward_start, reference=None):
-        if reference is None:
-            reference = network.feedforward(inputs)[0]
+        reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
         features = network.features(reference)
 
         def vector_field(t, z, args):

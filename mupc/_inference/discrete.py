@@ -89,8 +89,7 @@ class DiscreteInference(InferenceSolver):
         return cls(optax.sgd(activity_lr), steps, **kwargs)
 
     def run(self, network, activities, inputs, targets, loss, *, feedforward_start, reference=None):
-        if reference is None:
-            reference = network.feedforward(inputs)[0]
+        reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
         features = network.features(reference)
         num_steps = self.default_steps(network) if self.steps is None else self.steps
         if self.tolerance is not None:

@@ -147,6 +147,10 @@ class PCNetwork(eqx.Module):
     def from_config(cls, data: dict[str, Any], *, key: Any, dtype: Any = None) -> "PCNetwork":
         """A freshly initialised network from its configuration's `to_dict()`."""
 
+    forward_mode_autodiff: ClassVar[bool] = True
+    """Whether `jax.jvp` works through the network (False where a layer has a hand-written
+    backward pass); Hessian-vector products then use reverse-over-reverse differentiation."""
+
     supports_layer_slicing: ClassVar[bool] = False
     """Whether activities are one stacked array and `predict(..., start=s)` is implemented,
     which lets inference skip layers that have not moved yet."""

@@ -82,8 +82,17 @@ class Trainer(eqx.Module):
         return _compiled_step(self, state, jnp.asarray(inputs, dtype), jnp.asarray(targets, dtype))
 
     @abc.abstractmethod
+    def gradients(
+        self, network: PCNetwork, inputs: Inputs, targets: Targets, key: PRNGKeyArray
+    ) -> tuple[PCNetwork, StepMetrics]:
+        """The weight gradients this method steps on, for one batch, and the step's metrics
+        (traceable; `key` feeds a random activity initialisation, if any)."""
+
     def _step(self, state: TrainState, inputs: Inputs, targets: Targets):
-        """The step itself, traced inside `jit`."""
+        """The step itself, traced inside `jit`: gradients, then one optimiser step."""
+        key, gradient_key = jax.random.split(state.key)
+        grads, metrics = self.gradients(state.network, inputs, targets, gradient_key)
+        return apply_gradients(self.optimiser, state, grads, key), metrics
 
 
 @eqx.filter_jit

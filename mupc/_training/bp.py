@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .. import _published as published
 from .._loss import MSE, Loss
-from .base import StepMetrics, Trainer, apply_gradients, trainable
+from .base import StepMetrics, Trainer, trainable
 
 
 class BPTrainer(Trainer):
@@ -16,15 +17,13 @@ class BPTrainer(Trainer):
     **Arguments:** `optimiser` (default Adam, lr 1e-2) and `loss` (default `MSE()`).
     """
 
-    optimiser: optax.GradientTransformation = optax.adam(1e-2)
+    optimiser: optax.GradientTransformation = optax.adam(published.BP_WEIGHT_LR)
     loss: Loss = MSE()
 
-    def _step(self, state, inputs, targets):
-        network = state.network
-
+    def gradients(self, network, inputs, targets, key):
         def mean_loss(params):
             net = eqx.combine(params, network)
             return jnp.mean(self.loss(net(inputs), targets))
 
         loss, grads = jax.value_and_grad(mean_loss)(trainable(network))
-        return apply_gradients(self.optimiser, state, grads, state.key), StepMetrics(loss=loss)
+        return grads, StepMetrics(loss=loss)

@@ -4,12 +4,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .. import _published as published
 from .._activity_init import ActivityInit, FeedforwardInit
 from .._energy import energy, errors_from_changes, errors_to_layer_energies
 from .._inference.base import InferenceSolver
 from .._inference.discrete import DiscreteInference
 from .._loss import MSE, Loss
-from .base import StepMetrics, Trainer, apply_gradients
+from .base import StepMetrics, Trainer
 
 
 class PCTrainer(Trainer):
@@ -29,15 +30,13 @@ class PCTrainer(Trainer):
     - `record_layer_energies`: also return per-layer energies after inference.
     """
 
-    optimiser: optax.GradientTransformation = optax.adam(0.1)
-    inference: InferenceSolver = DiscreteInference.gradient_descent(0.5 / 64)
+    optimiser: optax.GradientTransformation = optax.adam(published.MUPC_WEIGHT_LR)
+    inference: InferenceSolver = DiscreteInference.gradient_descent(published.ACTIVITY_LR)
     activity_init: ActivityInit = FeedforwardInit()
     loss: Loss = MSE()
     record_layer_energies: bool = False
 
-    def _step(self, state, inputs, targets):
-        network = state.network
-        key, init_key = jax.random.split(state.key)
+    def gradients(self, network, inputs, targets, key):
         reference, outputs = network.feedforward(inputs)
         loss = jnp.mean(self.loss(outputs, targets))
         feedforward_start = isinstance(self.activity_init, FeedforwardInit)
@@ -45,7 +44,7 @@ class PCTrainer(Trainer):
             activities = reference
             energy_before = loss  # every hidden error is exactly zero at the feedforward pass
         else:
-            activities = self.activity_init(network, inputs, init_key)
+            activities = self.activity_init(network, inputs, key)
             energy_before = jnp.mean(
                 energy(network, activities, inputs, targets, self.loss, reference)
             )
@@ -79,4 +78,4 @@ class PCTrainer(Trainer):
             inference_steps=result.steps,
             layer_energies=per_layer,
         )
-        return apply_gradients(self.optimiser, state, grads, key), metrics
+        return grads, metrics

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_open
+from ._sweep import SweepResult
 
 _COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "BP": "tab:gray"}
 
@@ -28,28 +29,22 @@ def _pyplot():
     return plt
 
 
-def _number(value) -> float | None:
-    if value is None or value == "":
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _flag(value) -> bool:
-    return value is True or str(value).lower() == "true"
-
-
-def depth_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+def depth_figure(results: list[SweepResult], path: str | Path, title: str = "") -> Path:
     """Plot test accuracy (%) against depth for each method; return `path`.
 
-    `rows` are results rows with `method`, `depth`, `test_accuracy` and `diverged`.
+    **Arguments:** `results` of a depth sweep (labels `method` and `depth`), the PNG `path`
+    and a `title`.
     """
     plt = _pyplot()
-    by_method: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        by_method[row["method"]][int(row["depth"])].append(row)
+    by_method: dict[str, dict[int, list[SweepResult]]] = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        by_method[result.labels["method"]][int(result.labels["depth"])].append(result)
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
-    depths = sorted({int(row["depth"]) for row in rows})
+    depths = sorted({int(result.labels["depth"]) for result in results})
     offsets = np.linspace(-0.06, 0.06, max(1, len(by_method)))
     marked = False
     for offset, (method, per_depth) in zip(offsets, by_method.items(), strict=False):
@@ -59,10 +54,10 @@ def depth_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "") 
             accuracies = [
                 100 * accuracy
                 for r in per_depth[depth]
-                if not _flag(r["diverged"])
-                and (accuracy := _number(r["test_accuracy"])) is not None
+                if not r.summary.diverged
+                and (accuracy := _finite(r.summary.test_accuracy)) is not None
             ]
-            diverged = sum(_flag(r["diverged"]) for r in per_depth[depth])
+            diverged = sum(r.summary.diverged for r in per_depth[depth])
             x = depth * 2**offset
             if accuracies:
                 xs.append(x)
@@ -93,21 +88,31 @@ def depth_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "") 
     return path
 
 
-def transfer_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Average the rows over seeds into one grid per size.
+def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
+    """Average the results of a transfer sweep (labels `size`, `weight_lr`,
+    `activity_lr_batch_mean`) over seeds into one grid per size.
 
     **Returns:** a dict with `sizes`, `weight_lrs` (descending), `activity_lrs` (descending),
     `values` (size -> array (weight, activity) of mean log10 min training loss, NaN where a
     run diverged or is missing), `diverged` (size -> bool array) and `best` (size -> (i, j) of
     the lowest value, or None).
     """
-    sizes = sorted({int(r["size"]) for r in rows})
-    weight_lrs = sorted({float(r["weight_lr"]) for r in rows}, reverse=True)
-    activity_lrs = sorted({float(r["activity_lr_batch_mean"]) for r in rows}, reverse=True)
+
+    def cell(result: SweepResult) -> tuple[int, float, float]:
+        labels = result.labels
+        return (
+            int(labels["size"]),
+            float(labels["weight_lr"]),
+            float(labels["activity_lr_batch_mean"]),
+        )
+
+    keys = [cell(result) for result in results]
+    sizes = sorted({key[0] for key in keys})
+    weight_lrs = sorted({key[1] for key in keys}, reverse=True)
+    activity_lrs = sorted({key[2] for key in keys}, reverse=True)
     cells: dict = defaultdict(list)
-    for r in rows:
-        key = (int(r["size"]), float(r["weight_lr"]), float(r["activity_lr_batch_mean"]))
-        cells[key].append(r)
+    for key, result in zip(keys, results, strict=True):
+        cells[key].append(result)
     values, diverged, best = {}, {}, {}
     for size in sizes:
         grid = np.full((len(weight_lrs), len(activity_lrs)), np.nan)
@@ -115,10 +120,10 @@ def transfer_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for i, w in enumerate(weight_lrs):
             for j, a in enumerate(activity_lrs):
                 runs = cells.get((size, w, a), [])
-                if any(_flag(r["diverged"]) for r in runs):
+                if any(r.summary.diverged for r in runs):
                     failed[i, j] = True
                     continue
-                numbers = [_number(r["min_train_loss"]) for r in runs]
+                numbers = [_finite(r.summary.min_train_loss) for r in runs]
                 losses = [loss for loss in numbers if loss is not None and loss > 0]
                 if losses:
                     grid[i, j] = np.mean(np.log10(losses))
@@ -137,11 +142,12 @@ def transfer_grid(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def transfer_figure(
-    rows: list[dict[str, Any]], path: str | Path, *, size_name: str = "N", title: str = ""
+    results: list[SweepResult], path: str | Path, *, size_name: str = "N", title: str = ""
 ) -> Path:
-    """One heatmap panel per size of mean log10 minimum training loss; return `path`."""
+    """One heatmap panel per size of mean log10 minimum training loss, diverged cells hatched
+    with a cross; return `path`."""
     plt = _pyplot()
-    grid = transfer_grid(rows)
+    grid = transfer_grid(results)
     sizes = grid["sizes"]
     pieces = [v[np.isfinite(v)] for v in grid["values"].values()]
     finite = np.concatenate(pieces) if pieces else np.array([])
@@ -182,9 +188,9 @@ def transfer_figure(
     return path
 
 
-def transfer_report(rows: list[dict[str, Any]], size_name: str = "N") -> str:
+def transfer_report(results: list[SweepResult], size_name: str = "N") -> str:
     """The best cell of each size and whether it moved from the smallest size's."""
-    grid = transfer_grid(rows)
+    grid = transfer_grid(results)
     lines = [f"best (weight lr, activity lr batch-mean) per {size_name}, by log10 min train loss:"]
     reference = None
     moved = False

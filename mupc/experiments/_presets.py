@@ -6,10 +6,11 @@ runs are built.
 """
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from .. import _published as published
 from .._inference import activity_lr_from_batch_mean
-from ._run import RunConfig
+from ._config import Method as TrainingMethod, RunConfig
 from ._sweep import SweepRun
 
 
@@ -19,7 +20,7 @@ class Method:
     (`activity_lr_batch_mean` is converted with the batch size)."""
 
     label: str
-    method: Literal["pc", "bp"]
+    method: TrainingMethod
     parameterisation: str
     lr: float
     activity_lr_batch_mean: float | None = None
@@ -28,11 +29,11 @@ class Method:
 # Standard PC's rates: best of a small grid measured here (mnist-sample, N = 128, 100 steps,
 # weight lr {1e-2, 1e-3, 1e-4} x activity lr {0.5, 0.1, 0.05} batch-mean): (1e-3, 0.5) has
 # the lowest training loss at H = 16 and the best test accuracy at H = 8 and 16; see
-# the README (Reproducing the results). The published rates of μPC and BP are from spec §5.
+# docs/tutorials/sweeps.md (depth sweep). The published rates of μPC and BP are from spec §5.
 METHODS: dict[str, Method] = {
     "pc": Method("PC", "pc", "sp", 1e-3, 0.5),
-    "mupc": Method("μPC", "pc", "mupc", 0.1, 0.5),
-    "bp": Method("BP", "bp", "mupc", 1e-2),
+    "mupc": Method("μPC", "pc", "mupc", published.MUPC_WEIGHT_LR, published.ACTIVITY_LR_BATCH_MEAN),
+    "bp": Method("BP", "bp", "mupc", published.BP_WEIGHT_LR),
 }
 
 
@@ -46,17 +47,21 @@ class DepthPreset:
     seeds: int
     epochs: float | None
     steps: int | None
-    batch_size: int = 64
+    batch_size: int = published.BATCH_SIZE
     methods: tuple[str, ...] = ("pc", "mupc", "bp")
     activation: str = "relu"
 
 
 DEPTH_PRESETS = {
     # spec §5: N = 512, 1 epoch of MNIST, H in {8, ..., 128}, 3 seeds.
-    "paper": DepthPreset("mnist", 512, (8, 16, 32, 64, 128), 3, 1.0, None),
+    "paper": DepthPreset("mnist", published.WIDTH, published.DEPTHS, published.SEEDS, 1.0, None),
     # A few minutes on 2 cores: 150 steps (2.4 epochs) of the 4,000 mnist-sample digits.
     "quick": DepthPreset("mnist-sample", 128, (8, 16, 32, 64), 2, None, 150),
 }
+
+
+Over = Literal["width", "depth"]
+OVER: tuple[str, ...] = get_args(Over)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +69,7 @@ class TransferPreset:
     """Settings of `mupc sweep transfer`: a (weight lr x activity lr) grid at every size."""
 
     dataset: str
-    over: str  # "width" or "depth"
+    over: Over
     sizes: tuple[int, ...]
     width: int  # used when sweeping over depth
     depth: int  # used when sweeping over width
@@ -73,20 +78,20 @@ class TransferPreset:
     seeds: int
     epochs: float | None
     steps: int | None
-    batch_size: int = 64
+    batch_size: int = published.BATCH_SIZE
 
 
-PUBLISHED_WEIGHT_LRS = (0.5, 0.1, 0.05, 0.01)
-PUBLISHED_ACTIVITY_LRS = (1e3, 5e2, 1e2, 5e1, 1e1, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01)
+PUBLISHED_WEIGHT_LRS = published.TRANSFER_WEIGHT_LRS
+PUBLISHED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS
 
 TRANSFER_PRESETS = {
     "paper": TransferPreset(
-        "mnist", "width", (64, 128, 256, 512, 1024), 512, 8,
-        PUBLISHED_WEIGHT_LRS, PUBLISHED_ACTIVITY_LRS, 3, 1.0, None,
+        "mnist", "width", published.TRANSFER_WIDTHS, published.WIDTH, published.TRANSFER_DEPTH,
+        PUBLISHED_WEIGHT_LRS, PUBLISHED_ACTIVITY_LRS, published.SEEDS, 1.0, None,
     ),
     "paper-depth": TransferPreset(
-        "mnist", "depth", (8, 16, 32, 64, 128), 512, 8,
-        PUBLISHED_WEIGHT_LRS, PUBLISHED_ACTIVITY_LRS, 3, 1.0, None,
+        "mnist", "depth", published.TRANSFER_DEPTHS, published.WIDTH, published.TRANSFER_DEPTH,
+        PUBLISHED_WEIGHT_LRS, PUBLISHED_ACTIVITY_LRS, published.SEEDS, 1.0, None,
     ),
     "quick": TransferPreset(
         "mnist-sample", "width", (32, 128, 512), 128, 8,
@@ -111,7 +116,7 @@ def depth_runs(
         method = METHODS[key]
         activity = method.activity_lr_batch_mean
         if key == "mupc" and preset.activation in ("linear", "tanh"):
-            activity = 1.0  # spec §5: activity lr 1 for linear and tanh networks
+            activity = published.ACTIVITY_LR_BATCH_MEAN_LINEAR_TANH
         for depth in preset.depths:
             for seed in range(preset.seeds):
                 length = preset.steps or 10**9
@@ -124,7 +129,9 @@ def depth_runs(
                     parameterisation=method.parameterisation,
                     method=method.method,
                     lr=method.lr,
-                    activity_lr=activity_lr_from_batch_mean(activity or 0.5, preset.batch_size),
+                    activity_lr=activity_lr_from_batch_mean(
+                        activity or published.ACTIVITY_LR_BATCH_MEAN, preset.batch_size
+                    ),
                     batch_size=preset.batch_size,
                     epochs=preset.epochs,
                     steps=preset.steps,
@@ -155,8 +162,8 @@ def transfer_runs(
 ) -> list[SweepRun]:
     """The runs of a transfer sweep: size x weight lr x activity lr x seed, μPC (or
     `parameterisation`) trained with PC, T = H."""
-    if preset.over not in ("width", "depth"):
-        raise ValueError(f"`over` must be 'width' or 'depth', got {preset.over!r}.")
+    if preset.over not in OVER:
+        raise ValueError(f"`over` must be one of {list(OVER)}, got {preset.over!r}.")
     runs = []
     for size in preset.sizes:
         width, depth = (size, preset.depth) if preset.over == "width" else (preset.width, size)

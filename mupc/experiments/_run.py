@@ -1,19 +1,27 @@
-"""One training run from a configuration: data, network, trainer, loop, files, resume.
+"""One training run from a configuration: output folder, data, state, loop, summary.
 
 A run is a pure function of its `RunConfig`: the weights are initialised from `seed`, and the
 batch taken at global step $s$ is batch $s \\bmod n_b$ of epoch $\\lfloor s / n_b \\rfloor$ in the
 order `iterate_batches(seed=seed, epoch=...)` gives, so a run resumed from a checkpoint ends with
 the same weights, bit for bit, as one that was never interrupted.
 
-Files written to the output folder (all but `metrics.jsonl` atomically, by write-then-rename):
+Files written to the output folder (all but `metrics.jsonl` atomically, by write-then-rename,
+with the permissions the umask gives):
 
-- `config.json`: the `RunConfig`, the command line and library versions.
+- `config.json`: the `RunConfig`, the folder the data was read from, the command line and
+  library versions.
 - `metrics.jsonl`: one JSON line per logged step (training loss, energies, evaluations).
 - `checkpoint.npz`: the `TrainState` every `checkpoint_every` steps and at the end
-  (`mupc.save_checkpoint`), with the run's running statistics in its metadata.
-- `summary.json`: the outcome (`RunSummary` fields as JSON).
+  (`mupc.save_checkpoint`), with the run's configuration and running statistics in its
+  metadata.
+- `summary.json`: the outcome (`RunSummary.to_dict()`).
+
+**Divergence.** A run stops as diverged at the first step whose training loss, or energy
+before or after inference, is not finite or exceeds `divergence_threshold` (default 1e3) times
+its value at the first step; or when a test loss is not finite.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -21,182 +29,204 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from .._atomic import write_json_atomic, write_text_atomic
-from .._optimisers import OPTIMISERS, make_optimiser
+from .._atomic import (
+    check_writable_folder,
+    remove_stale_temporaries,
+    write_json_atomic,
+    write_text_atomic,
+)
+from .._data import Layout
+from .._optimisers import make_optimiser
+from ._config import RESUMABLE_CHANGES, SYNTHETIC, RunConfig, num_batches_per_epoch
+from ._summary import DivergedOn, DivergenceKind, RunSummary
 
-METHODS = ("pc", "bp")
-WEIGHT_OPTIMIZERS = tuple(OPTIMISERS)
-ACTIVITY_OPTIMIZERS = ("sgd", "momentum", "adam")
-LOSSES = ("mse", "cross-entropy")
-# Fields that may change when a run is resumed (they do not change the trajectory).
-PARALLEL_MODES = ("data", "layers", "both")
-_RESUMABLE_CHANGES = (
-    "steps", "epochs", "eval_every", "log_every", "checkpoint_every", "data_dir", "devices",
-    "parallel",
-)  # fmt: skip
-# Size of the `synthetic` dataset (for smoke tests; not a benchmark).
-_SYNTHETIC = {"n_train": 1024, "n_test": 256, "input_dim": 64, "num_classes": 10}
-
-
-def _check_choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")
-
-
-def _check_positive(name: str, value: Any, integer: bool = True) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        what = "a positive integer" if integer else "a positive number"
-        raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+# ------------------------------------------------------------------------------------ files
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a training run; validated when built.
+class _Files:
+    """The files of a run in its output `folder`."""
 
-    **Arguments:**
+    folder: Path
 
-    - `dataset`: a name understood by `mupc._data.load_dataset` (`"mnist"`, `"fashion-mnist"`,
-      `"cifar10"`, `"mnist-sample"`) or `"synthetic"` (random data, for smoke tests).
-    - `data_dir`: where to look for (and download) the dataset files.
-    - `depth` H, `width` N, `activation`, `parameterisation` (`"sp"`, `"mupc"`, `"ntp"`),
-      `skips`: the `NetworkConfig`.
-    - `method`: `"pc"` (`PCTrainer`) or `"bp"` (`BPTrainer`).
-    - `optimizer`, `lr`: the weight optimiser (Optax) and its learning rate.
-    - `activity_optimizer`, `activity_lr`: the inference optimiser and its **per-example**
-      step (published batch-mean values divided by the batch size).
-    - `inference_steps`: T (None: T = H).
-    - `batch_size`, and the length: `steps` if given, else `epochs` (may be fractional).
-    - `seed`: initial weights and data order.
-    - `float64`: train in double precision.
-    - `eval_every`, `log_every`, `checkpoint_every`: intervals in steps.
-    - `loss`: `"mse"` or `"cross-entropy"`.
-    - `devices`, `parallel`: train on K devices with `mupc.ParallelTrainer`, splitting the
-      batch (`"data"`), the hidden layers (`"layers"`, PC only) or both (`"both"`); K = 1 is
-      ordinary single-device training. A run may resume on a different K.
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.json"
 
-    **Raises:** `ValueError` naming the field, the bad value and what is allowed.
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.npz"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / "summary.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+
+def holds_run(out: str | os.PathLike) -> bool:
+    """Whether the folder `out` holds (part of) a run: a config, a checkpoint or a summary."""
+    files = _Files(Path(out))
+    return any(path.exists() for path in (files.config, files.checkpoint, files.summary))
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`.
+
+    **Raises:** `ValueError` naming the file if it is not valid JSON (cut short or edited).
     """
-
-    dataset: str = "mnist-sample"
-    data_dir: str | None = None
-    depth: int = 8
-    width: int = 128
-    activation: str = "relu"
-    parameterisation: str = "mupc"
-    skips: bool = True
-    method: Literal["pc", "bp"] = "pc"
-    optimizer: str = "adam"
-    lr: float = 0.1
-    activity_optimizer: str = "sgd"
-    activity_lr: float = 0.5 / 64
-    inference_steps: int | None = None
-    batch_size: int = 64
-    epochs: float | None = 1.0
-    steps: int | None = None
-    seed: int = 0
-    float64: bool = False
-    eval_every: int = 100
-    log_every: int = 10
-    checkpoint_every: int = 100
-    loss: str = "mse"
-    devices: int = 1
-    parallel: Literal["data", "layers", "both"] = "data"
-
-    def __post_init__(self):
-        _check_choice("method", self.method, METHODS)
-        _check_choice("optimizer", self.optimizer, WEIGHT_OPTIMIZERS)
-        _check_choice("activity_optimizer", self.activity_optimizer, ACTIVITY_OPTIMIZERS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("parallel", self.parallel, PARALLEL_MODES)
-        _check_positive("devices", self.devices)
-        for name in ("depth", "width", "batch_size", "eval_every", "log_every"):
-            _check_positive(name, getattr(self, name))
-        _check_positive("checkpoint_every", self.checkpoint_every)
-        _check_positive("lr", self.lr, integer=False)
-        _check_positive("activity_lr", self.activity_lr, integer=False)
-        if self.steps is None and self.epochs is None:
-            raise ValueError("Give the run's length: `steps` or `epochs` (both are None).")
-        if self.steps is not None:
-            _check_positive("steps", self.steps)
-        else:
-            _check_positive("epochs", self.epochs, integer=False)
-        if self.inference_steps is not None and (
-            isinstance(self.inference_steps, bool)
-            or not isinstance(self.inference_steps, int)
-            or self.inference_steps < 0
-        ):
-            raise ValueError(
-                f"`inference_steps` (T) must be an integer ≥ 0 or None (T = H), got "
-                f"{self.inference_steps!r}."
-            )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be an integer ≥ 0, got {self.seed!r}.")
-        # Validates activation and parameterisation names with the core's own messages.
-        self.network_config(1, 1)
-
-    def network_config(self, input_dim: int, output_dim: int):
-        """The `NetworkConfig` for data with `input_dim` inputs and `output_dim` classes."""
-        from .._network import NetworkConfig
-
-        return NetworkConfig(
-            input_dim,
-            self.width,
-            self.depth,
-            output_dim,
-            self.activation,
-            self.parameterisation,
-            self.skips,
-        )
-
-    def total_steps(self, num_train: int) -> int:
-        """The number of training steps for a training set of `num_train` examples."""
-        if self.steps is not None:
-            return self.steps
-        assert self.epochs is not None  # __post_init__: steps or epochs is given
-        per_epoch = _num_batches(num_train, self.batch_size)
-        return max(1, math.ceil(self.epochs * per_epoch))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable description (inverse: `from_dict`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        """Inverse of `to_dict`; unknown keys are an error."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown run configuration fields {unknown}; allowed: {sorted(fields)}."
-            )
-        return cls(**data)
-
-
-def _num_batches(num_train: int, batch_size: int) -> int:
-    from .._data import num_batches
-
-    count = num_batches(num_train, batch_size, True)
-    if count < 1:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(
-            f"`batch_size` {batch_size} is larger than the training set ({num_train} examples); "
-            "use a smaller batch."
+            f"{path} is not valid JSON ({error}); it was cut short or edited: delete it or "
+            "choose another output folder"
+        ) from error
+
+
+def check_same_run(stored: dict, config: RunConfig, out: Path) -> None:
+    """**Raises:** `ValueError` if the stored run configuration `stored` differs from
+    `config` in a field that changes the trajectory (naming every such field)."""
+    try:
+        previous = RunConfig.from_dict(stored).to_dict()  # older files: fill in the defaults
+    except (ValueError, TypeError):
+        previous = stored
+    current = config.to_dict()
+    diffs = [
+        f"{key}: stored {previous.get(key)!r} vs requested {current.get(key)!r}"
+        for key in sorted(set(previous) | set(current))
+        if key not in RESUMABLE_CHANGES and previous.get(key) != current.get(key)
+    ]
+    if diffs:
+        raise ValueError(
+            f"{str(out)!r} holds a different run ({'; '.join(diffs)}); use another --out or the "
+            "same settings to resume it."
         )
-    return count
 
 
-def load_run_data(config: RunConfig):
-    """The dataset named by `config.dataset` (a `mupc._data.Dataset`)."""
+def _prepare_output(out: Path, config: RunConfig, resume: bool) -> _Files:
+    """Check the output folder before anything expensive happens.
+
+    **Raises:** `ValueError` if `resume` and the folder holds no run, if it holds a run and
+    not `resume`, or if it holds another run; `OSError` (naming the path) if the folder cannot
+    be created or written.
+    """
+    files = _Files(out)
+    if resume and not (out.is_dir() and holds_run(out)):
+        raise ValueError(
+            f"--resume: {str(out)!r} holds no run (no config.json, checkpoint.npz or "
+            "summary.json); check the folder name, or drop --resume to start a new run there."
+        )
+    if not resume and (files.checkpoint.exists() or files.summary.exists()):
+        raise ValueError(
+            f"{str(out)!r} already holds a run; pass --resume to continue it or choose another "
+            "--out folder."
+        )
+    check_writable_folder(out, "--out")
+    remove_stale_temporaries(out)  # left by a write that was killed
+    if files.config.exists():
+        check_same_run(read_json(files.config)["run"], config, out)
+    if resume and files.checkpoint.exists():
+        from .._checkpoint import read_checkpoint_config
+
+        stored = read_checkpoint_config(files.checkpoint)["metadata"].get("run")
+        if stored is not None:
+            check_same_run(stored, config, out)
+    return files
+
+
+def _write_config(files: _Files, config: RunConfig, data, provenance: dict | None) -> None:
+    from .._version import versions
+
+    record = {
+        "run": config.to_dict(),
+        "data": {"dataset": data.name, "directory": data.directory},
+        "versions": versions(),
+        **(provenance or {}),
+    }
+    write_json_atomic(files.config, record)
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop lines logged after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if record.get("step", 0) <= last_step:
+            kept.append(line)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+class _MetricsLog:
+    """`metrics.jsonl`, appended line by line (None: no file)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.handle = open(path, "a") if path is not None else None  # noqa: SIM115
+
+    def write(self, record: dict) -> None:
+        if self.handle is None:
+            return
+        try:
+            self.handle.write(json.dumps(record, allow_nan=False) + "\n")
+            self.handle.flush()
+        except OSError as error:
+            if error.filename is None and error.errno is not None:
+                raise OSError(error.errno, error.strerror, str(self.path)) from error
+            raise
+
+    def close(self) -> None:
+        if self.handle is not None:
+            with contextlib.suppress(OSError):  # a full disk: the error was raised already
+                self.handle.close()
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def load_run_data(config: RunConfig, layout: Layout = "flat"):
+    """The dataset named by `config.dataset` (a `mupc.Dataset`) in `layout`."""
     from .._data import load_dataset, synthetic_dataset
 
     if config.dataset == "synthetic":
-        return synthetic_dataset(seed=0, **_SYNTHETIC)
-    return load_dataset(config.dataset, data_dir=config.data_dir, seed=0, flatten=True)
+        if layout == "flat":
+            return synthetic_dataset(seed=0, **SYNTHETIC)  # type: ignore[arg-type]
+        side = int(math.isqrt(SYNTHETIC["input_dim"]))  # 64 = 8 x 8 x 1
+        sizes = SYNTHETIC
+        return synthetic_dataset(
+            sizes["n_train"], sizes["n_test"], sizes["input_dim"], sizes["num_classes"],
+            seed=0, image_shape=(1, side, side), layout=layout,
+        )  # fmt: skip
+    return load_dataset(config.dataset, data_dir=config.data_dir, seed=0, layout=layout)
+
+
+def _note_data_folder(config: RunConfig, data) -> None:
+    """Say so when `data_dir` was given but the files were read from another folder."""
+    if config.data_dir is None or data.directory is None:
+        return
+    asked = Path(config.data_dir).expanduser().resolve()
+    if not Path(data.directory).resolve().is_relative_to(asked):
+        print(
+            f"mupc: {asked / data.name} holds no copy of {data.name!r}; read {data.directory} "
+            "instead",
+            file=sys.stderr,
+        )
+
+
+# ---------------------------------------------------------------------------- trainer, state
 
 
 def build_trainer(config: RunConfig):
@@ -232,8 +262,7 @@ def _trainer(method, optimizer, lr, activity_optimizer, activity_lr, inference_s
 def _placement(trainer, config: RunConfig):
     """`(stepper, plain)`: what runs the steps (the trainer, or a `ParallelTrainer` over
     `config.devices` devices) and how to get an ordinary `TrainState` back for evaluation and
-    checkpoints. Raises `ValueError` (K too large, or not dividing the batch or the depth)
-    before any data is touched."""
+    checkpoints. Raises `ValueError` (K too large, or not dividing the batch or the depth)."""
     if config.devices == 1:
         return trainer, lambda state: state
     from .._parallel import ParallelTrainer, device_mesh
@@ -243,59 +272,314 @@ def _placement(trainer, config: RunConfig):
     return parallel, parallel.unshard
 
 
+@dataclasses.dataclass
+class _Tracker:
+    """Running statistics of a run, stored in checkpoint metadata so resume restores them."""
+
+    min_train_loss: float | None = None
+    best_test_accuracy: float | None = None
+    last_eval: dict | None = None
+    last_train_loss: float | None = None
+    wall_seconds: float = 0.0
+    initial_train_loss: float | None = None
+    initial_energy: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "_Tracker":
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+    def to_dict(self, wall_seconds: float) -> dict:
+        return {**dataclasses.asdict(self), "wall_seconds": wall_seconds}
+
+
+def _initial_state(config: RunConfig, data, trainer):
+    import jax
+    import jax.numpy as jnp
+
+    from .._network import ResNet
+
+    dtype = jnp.float64 if config.float64 else jnp.float32
+    network_key, train_key = jax.random.split(jax.random.key(config.seed))
+    network_config = config.network_config(data.train_images.shape[1], data.train_labels.shape[1])
+    network = ResNet(network_config, key=network_key, dtype=dtype)
+    return trainer.init(network, train_key)
+
+
+def _restore(files: _Files | None, resume: bool, state) -> tuple[Any, _Tracker]:
+    """The state and statistics to start from: the checkpoint's when resuming one."""
+    from .._checkpoint import load_checkpoint, read_checkpoint_config
+
+    if files is not None and resume and files.checkpoint.exists():
+        state = load_checkpoint(files.checkpoint, like=state)
+        metadata = read_checkpoint_config(files.checkpoint)["metadata"]
+        _truncate_metrics(files.metrics, int(state.step))
+        return state, _Tracker.from_dict(metadata.get("tracker"))
+    if files is not None and files.metrics.exists():
+        files.metrics.unlink()  # a run killed before its first checkpoint starts over
+    return state, _Tracker()
+
+
+# ------------------------------------------------------------------------------- divergence
+
+
+@dataclasses.dataclass(frozen=True)
+class Divergence:
+    """Where and how a run diverged: the global `step` (1-based), what diverged (`on`) and
+    `kind` (`"non-finite"` or `"threshold"`)."""
+
+    step: int
+    on: DivergedOn
+    kind: DivergenceKind
+
+
+def first_divergence(
+    values: np.ndarray, reference: float | None, threshold: float | None
+) -> tuple[int, DivergenceKind] | None:
+    """The index of the first of `values` that is not finite or exceeds
+    `threshold * reference`, and which of the two; None if there is none.
+
+    $v_i$ diverged $\\iff v_i \\notin \\mathbb{R}$ or $v_i > \\theta\\, v_\\text{ref}$ (the
+    second test only when `threshold` θ and a finite `reference` are given).
+    """
+    values = np.asarray(values, np.float64)
+    non_finite = ~np.isfinite(values)
+    bad = non_finite.copy()
+    if threshold is not None and reference is not None and math.isfinite(reference):
+        with np.errstate(invalid="ignore"):
+            bad |= values > threshold * reference
+    if not bad.any():
+        return None
+    index = int(np.flatnonzero(bad)[0])
+    return index, "non-finite" if non_finite[index] else "threshold"
+
+
 def _finite_or_none(value) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-class _Tracker:
-    """Running statistics of a run, stored in checkpoint metadata so resume restores them."""
+class _Monitor:
+    """Reads the metrics of the steps since the last flush: divergence, statistics, the
+    `metrics.jsonl` record."""
 
-    def __init__(self, data: dict | None = None):
-        data = data or {}
-        self.min_train_loss: float | None = data.get("min_train_loss")
-        self.best_test_accuracy: float | None = data.get("best_test_accuracy")
-        self.last_eval: dict | None = data.get("last_eval")
-        self.last_train_loss: float | None = data.get("last_train_loss")
-        self.wall_seconds: float = data.get("wall_seconds", 0.0)
+    def __init__(self, config: RunConfig, tracker: _Tracker, per_epoch: int):
+        self.config, self.tracker, self.per_epoch = config, tracker, per_epoch
 
-    def to_dict(self, wall_seconds: float) -> dict:
-        return {
-            "min_train_loss": self.min_train_loss,
-            "best_test_accuracy": self.best_test_accuracy,
-            "last_eval": self.last_eval,
-            "last_train_loss": self.last_train_loss,
-            "wall_seconds": wall_seconds,
+    def flush(self, host: list, done: int) -> tuple[dict, Divergence | None]:
+        """`host`: the `StepMetrics` of steps `done - len(host) + 1 .. done`, on the host."""
+        tracker, threshold = self.tracker, self.config.divergence_threshold
+        first = done - len(host) + 1
+        losses = np.array([float(m.loss) for m in host])
+        series: list[tuple[DivergedOn, np.ndarray, float | None]] = []
+        if first == 1 and tracker.initial_train_loss is None:
+            tracker.initial_train_loss = _finite_or_none(losses[0])
+        series.append(("training", losses, tracker.initial_train_loss))
+        if host[0].energy_before is not None:
+            before = np.array([float(m.energy_before) for m in host])
+            after = np.array([float(m.energy_after) for m in host])
+            if first == 1 and tracker.initial_energy is None:
+                tracker.initial_energy = _finite_or_none(before[0])
+            series.append(("energy", before, tracker.initial_energy))
+            series.append(("energy", after, tracker.initial_energy))
+        found = [
+            (index, on, kind)
+            for on, values, reference in series
+            if (hit := first_divergence(values, reference, threshold)) is not None
+            for index, kind in [hit]
+        ]
+        divergence = None
+        if found:
+            index, on, kind = min(found, key=lambda item: item[0])
+            divergence = Divergence(first + index, on, kind)
+            kept = losses[:index]
+        else:
+            kept = losses
+        if kept.size:
+            tracker.last_train_loss = float(kept[-1])
+            low = float(kept.min())
+            if tracker.min_train_loss is None or low < tracker.min_train_loss:
+                tracker.min_train_loss = low
+        step = done if divergence is None else divergence.step
+        shown = host[step - first]
+        record: dict[str, Any] = {
+            "step": step,
+            "epoch": round(step / self.per_epoch, 4),
+            "loss": _finite_or_none(shown.loss),
+            "mean_loss": float(kept.mean()) if kept.size else None,
         }
+        if shown.energy_before is not None:
+            record["energy_before"] = _finite_or_none(shown.energy_before)
+            record["energy_after"] = _finite_or_none(shown.energy_after)
+        if divergence is not None:
+            record.update(diverged=True, diverged_on=divergence.on, divergence=divergence.kind)
+        return record, divergence
+
+    def evaluated(self, record: dict, evaluation: dict) -> Divergence | None:
+        """Fold a test evaluation into the statistics and `record`."""
+        if evaluation["test_loss"] is None:
+            record.update(diverged=True, diverged_on="test", divergence="non-finite")
+            return Divergence(record["step"], "test", "non-finite")
+        self.tracker.last_eval = evaluation
+        accuracy = evaluation["test_accuracy"]
+        best = self.tracker.best_test_accuracy
+        if best is None or accuracy > best:
+            self.tracker.best_test_accuracy = accuracy
+        record.update(test_loss=evaluation["test_loss"], test_accuracy=accuracy)
+        return None
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines logged after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
+# ------------------------------------------------------------------------------------- loop
+
+
+def _batch_stream(config: RunConfig, data, start: int, total: int, per_epoch: int) -> Iterator:
+    """`(step, inputs, targets)` for the global steps `start .. total - 1`."""
+    from .. import _data
+
+    for epoch in range(start // per_epoch, math.ceil(total / per_epoch)):
+        first = max(start - epoch * per_epoch, 0)
+        batches = _data.iterate_batches(
+            data.train_images, data.train_labels, config.batch_size, seed=config.seed,
+            epoch=epoch, drop_last=True, start=first,
+        )  # fmt: skip
+        for index, (inputs, targets) in enumerate(batches, start=first):
+            step = epoch * per_epoch + index
+            if step >= total:
+                return
+            yield step, inputs, targets
+
+
+@dataclasses.dataclass
+class _Loop:
+    """Everything the training loop reads; `state` is the live training state."""
+
+    config: RunConfig
+    data: Any
+    files: _Files | None
+    stepper: Any
+    plain: Any
+    loss: Any
+    state: Any
+    monitor: _Monitor
+    start: int
+    total: int
+    per_epoch: int
+    wall: Any  # () -> seconds of this run so far, over every resumed piece
+    progress: bool
+    tracking: Any = None  # a dashboard tracker (e.g. TensorBoardTracker), or None
+
+
+def _evaluate(loop: _Loop, step: int) -> dict:
+    from .._evaluation import evaluate
+
+    network = loop.plain(loop.state).network
+    result = evaluate(network, loop.data.test_images, loop.data.test_labels, loss=loop.loss)
+    record = {"step": step, "test_loss": _finite_or_none(result.loss)}
+    record["test_accuracy"] = result.accuracy if record["test_loss"] is not None else None
+    return record
+
+
+def _save(loop: _Loop) -> None:
+    from .._checkpoint import save_checkpoint
+
+    if loop.files is None:
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-        if record.get("step", 0) <= last_step:
-            kept.append(line)
-    write_text_atomic(path, "".join(line + "\n" for line in kept))
+    tracker = loop.monitor.tracker.to_dict(loop.wall())
+    metadata = {"run": loop.config.to_dict(), "tracker": tracker}
+    save_checkpoint(loop.files.checkpoint, loop.plain(loop.state), metadata=metadata)
 
 
-def check_same_run(stored: dict, config: RunConfig, out: Path) -> None:
-    current = config.to_dict()
-    diffs = [
-        f"{key}: stored {stored.get(key)!r} vs requested {current.get(key)!r}"
-        for key in sorted(set(stored) | set(current))
-        if key not in _RESUMABLE_CHANGES and stored.get(key) != current.get(key)
-    ]
-    if diffs:
-        raise ValueError(
-            f"{str(out)!r} holds a different run ({'; '.join(diffs)}); use another --out or the "
-            "same settings to resume it."
-        )
+def _train(loop: _Loop) -> Divergence | None:
+    """Run steps `start .. total - 1`; stop early at a divergence (returned)."""
+    import jax
+    from tqdm import tqdm
+
+    config = loop.config
+    pending: list = []  # device-side metrics since the last flush: no host sync every step
+    bar = tqdm(
+        total=loop.total, initial=loop.start, disable=not loop.progress, unit="step",
+        file=sys.stderr, dynamic_ncols=True,
+        desc=f"{config.method} H={config.depth} N={config.width}",
+    )  # fmt: skip
+    log = _MetricsLog(loop.files.metrics if loop.files is not None else None)
+    if loop.tracking is not None:
+        loop.tracking.start(loop.start)
+    try:
+        for step, inputs, targets in _batch_stream(
+            config, loop.data, loop.start, loop.total, loop.per_epoch
+        ):
+            loop.state, metrics = loop.stepper.step(loop.state, inputs, targets)
+            pending.append(metrics)
+            done = step + 1
+            evaluate_now = done % config.eval_every == 0 or done == loop.total
+            save_now = done % config.checkpoint_every == 0 or done == loop.total
+            if not (done % config.log_every == 0 or evaluate_now or save_now):
+                continue
+            record, divergence = loop.monitor.flush(jax.device_get(pending), done)
+            pending = []
+            if divergence is None and evaluate_now:
+                divergence = loop.monitor.evaluated(record, _evaluate(loop, done))
+            record["wall_seconds"] = round(loop.wall(), 3)
+            log.write(record)
+            if loop.tracking is not None:
+                loop.tracking.log(record)
+            if divergence is not None:
+                bar.update(divergence.step - bar.n)
+                return divergence
+            postfix = {"loss": f"{record['loss']:.4g}"}
+            if loop.monitor.tracker.last_eval is not None:
+                postfix["test_acc"] = f"{loop.monitor.tracker.last_eval['test_accuracy']:.2%}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(done - bar.n)
+            if save_now:
+                _save(loop)
+    finally:
+        bar.close()
+        log.close()
+    return None
+
+
+def _summarise(loop: _Loop, divergence: Divergence | None, started: float) -> RunSummary:
+    tracker = loop.monitor.tracker
+    steps = loop.total if divergence is None else divergence.step
+    last = tracker.last_eval if divergence is None else None
+    seconds = time.perf_counter() - started
+    return RunSummary(
+        status="completed" if divergence is None else "diverged",
+        config=loop.config,
+        steps=steps,
+        epochs=round(steps / loop.per_epoch, 4),
+        test_accuracy=None if last is None else last["test_accuracy"],
+        test_loss=None if last is None else last["test_loss"],
+        best_test_accuracy=tracker.best_test_accuracy,
+        min_train_loss=tracker.min_train_loss,
+        final_train_loss=None if divergence is not None else tracker.last_train_loss,
+        diverged_at_step=None if divergence is None else divergence.step,
+        diverged_on=None if divergence is None else divergence.on,
+        wall_seconds=round(loop.wall(), 3),
+        seconds_per_step=round(seconds / (steps - loop.start), 5) if steps > loop.start else None,
+        dataset=loop.data.name,
+        num_train=int(loop.data.train_images.shape[0]),
+        num_test=int(loop.data.test_images.shape[0]),
+        initial_train_loss=tracker.initial_train_loss,
+        divergence=None if divergence is None else divergence.kind,
+        data_dir=loop.data.directory,
+    )
+
+
+# -------------------------------------------------------------------------------- the door
+
+
+@contextlib.contextmanager
+def _precision(float64: bool) -> Iterator[None]:
+    import jax
+
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", bool(float64))
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
 
 
 def run_experiment(
@@ -306,236 +590,65 @@ def run_experiment(
     progress: bool = True,
     provenance: dict | None = None,
     dataset=None,
-) -> dict[str, Any]:
-    """Train as `config` says; return the summary (also written to `out/summary.json`).
+    tracking=None,
+) -> RunSummary:
+    """Train as `config` says; return the `RunSummary` (also written to `out/summary.json`).
 
     **Arguments:**
 
     - `config`: the `RunConfig`.
     - `out`: output folder for `config.json`, `metrics.jsonl`, `checkpoint.npz` and
-      `summary.json`; None writes nothing.
-    - `resume`: continue from `out/checkpoint.npz` if there is one (a finished run whose
+      `summary.json`; None writes nothing. It is checked (created, writable) before the data
+      is loaded.
+    - `resume`: continue the run in `out` from its last checkpoint (a finished run whose
       summary covers the requested steps is returned as is); without it an existing run in
-      `out` is an error.
-    - `progress`: show a tqdm progress bar with the live loss and test accuracy.
+      `out` is an error, and with it a folder without a run is one.
+    - `progress`: show a tqdm progress bar with the live loss and test accuracy (and say so
+      when `data_dir` did not hold the data).
     - `provenance`: extra JSON stored in `config.json` (e.g. the command line).
-    - `dataset`: an already loaded `Dataset` (default: `load_run_data(config)`).
+    - `dataset`: an already loaded `mupc.Dataset` (default: `load_run_data(config)`).
+    - `tracking`: also send every metrics record to a dashboard, e.g. a
+      `TensorBoardTracker` (see `mupc.experiments._tracking`); the caller closes it.
 
-    **Returns:** a dict with `test_accuracy` (fraction in [0, 1]; None if the run diverged),
-    `test_loss`, `best_test_accuracy`, `min_train_loss`, `final_train_loss`, `diverged`,
-    `diverged_at_step` (the step whose training loss was first non-finite), `steps`, `epochs`,
-    `wall_seconds`, `seconds_per_step`, `status` and the `config`.
+    **Returns:** the `RunSummary`.
 
-    **Raises:** `ValueError` if `out` holds a different run or a run and `resume` is False.
+    **Raises:** `ValueError` if `out` holds a different run, a run without `resume`, or no
+    run with `resume`, or a stored file is not valid JSON (the message names it); `OSError`
+    naming the path when `out` cannot be created or written (a file in the way, read-only,
+    disk full); `KeyboardInterrupt` (or `Interrupted`) when stopped: the last checkpoint is
+    intact and `resume=True` continues from it.
     """
-    import jax
-
-    previous_x64 = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", bool(config.float64))
-    try:
-        return _run(
-            config, None if out is None else Path(out), resume, progress, provenance, dataset
-        )
-    finally:
-        jax.config.update("jax_enable_x64", previous_x64)
-
-
-def _run(config, out, resume, progress, provenance, dataset):
-    import jax
-    import jax.numpy as jnp
-    from tqdm import tqdm
-
-    from .._checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
-    from .._data import iterate_batches
-    from .._evaluation import evaluate
-    from .._network import ResNet
-    from .._version import versions
-
     started = time.perf_counter()
-    checkpoint = out / "checkpoint.npz" if out is not None else None
-    summary_path = out / "summary.json" if out is not None else None
-    metrics_path = out / "metrics.jsonl" if out is not None else None
-    if out is not None and not resume and (checkpoint.exists() or summary_path.exists()):
-        raise ValueError(
-            f"{str(out)!r} already holds a run; pass --resume to continue it or choose another "
-            "--out folder."
-        )
-    if out is not None and (out / "config.json").exists():
-        check_same_run(json.loads((out / "config.json").read_text())["run"], config, out)
-
-    data = dataset if dataset is not None else load_run_data(config)
-    train_x, train_y = data.train_images, data.train_labels
-    test_x, test_y = data.test_images, data.test_labels
-    per_epoch = _num_batches(train_x.shape[0], config.batch_size)
-    total = config.total_steps(train_x.shape[0])
-
-    if summary_path is not None and summary_path.exists() and resume:
-        summary = json.loads(summary_path.read_text())
-        if summary.get("diverged") or summary.get("steps") == total:
-            return summary
-
-    dtype = jnp.float64 if config.float64 else jnp.float32
-    key = jax.random.key(config.seed)
-    network_key, train_key = jax.random.split(key)
-    network = ResNet(
-        config.network_config(train_x.shape[1], train_y.shape[1]), key=network_key, dtype=dtype
-    )
-    trainer = build_trainer(config)
-    loss_fn = trainer.loss
-    stepper, plain = _placement(trainer, config)
-    state = trainer.init(network, train_key)
-    tracker = _Tracker()
-    if checkpoint is not None and resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, like=state)
-        tracker = _Tracker(read_checkpoint_config(checkpoint)["metadata"].get("tracker"))
-        _truncate_metrics(metrics_path, int(state.step))
-    elif metrics_path is not None and metrics_path.exists():
-        metrics_path.unlink()  # a run killed before its first checkpoint starts over
-    state = stepper.shard(state) if stepper is not trainer else state
-    start = int(state.step)
-    if start > total:
-        raise ValueError(
-            f"The checkpoint in {str(out)!r} is at step {start}, beyond the requested {total} "
-            "steps; ask for at least as many steps."
-        )
-    if out is not None:
-        write_json_atomic(
-            out / "config.json",
-            {"run": config.to_dict(), "versions": versions(), **(provenance or {})},
-        )
-
-    def wall() -> float:
-        return tracker.wall_seconds + (time.perf_counter() - started)
-
-    def do_eval(step: int) -> dict:
-        result = evaluate(plain(state).network, test_x, test_y, loss=loss_fn)
-        record = {"step": step, "test_loss": _finite_or_none(result.loss)}
-        record["test_accuracy"] = result.accuracy if record["test_loss"] is not None else None
-        return record
-
-    diverged_at, diverged_on = None, None
-    pending = []  # device-side metrics since the last flush: no host sync on every step
-    bar = tqdm(
-        total=total, initial=start, disable=not progress, unit="step", file=sys.stderr,
-        dynamic_ncols=True, desc=f"{config.method} H={config.depth} N={config.width}",
-    )  # fmt: skip
-    log = open(metrics_path, "a") if metrics_path is not None else None  # noqa: SIM115
-    try:
-        batches, batches_epoch = None, None
-        for step in range(start, total):
-            epoch, index = divmod(step, per_epoch)
-            if batches_epoch != epoch:
-                batches = iter(iterate_batches(
-                    train_x, train_y, config.batch_size, seed=config.seed, epoch=epoch,
-                    drop_last=True, start=index,
-                ))  # fmt: skip
-                batches_epoch = epoch
-            inputs, targets = next(batches)
-            state, metrics = stepper.step(state, inputs, targets)
-            pending.append(metrics)
-            done = step + 1
-            evaluate_now = done % config.eval_every == 0 or done == total
-            save_now = done % config.checkpoint_every == 0 or done == total
-            if not (done % config.log_every == 0 or evaluate_now or save_now):
-                continue
-            host = jax.device_get(pending)
-            first = done - len(pending) + 1
-            losses = np.array([float(m.loss) for m in host])
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size:
-                diverged_at, diverged_on = first + int(bad[0]), "training"
-                losses = losses[: bad[0]]
-            if losses.size:
-                tracker.last_train_loss = float(losses[-1])
-                low = float(losses.min())
-                if tracker.min_train_loss is None or low < tracker.min_train_loss:
-                    tracker.min_train_loss = low
-            last = host[-1]
-            record = {
-                "step": done if diverged_at is None else diverged_at,
-                "epoch": round(done / per_epoch, 4),
-                "loss": _finite_or_none(last.loss) if diverged_at is None else None,
-                "mean_loss": float(losses.mean()) if losses.size else None,
-            }
-            if last.energy_before is not None and diverged_at is None:
-                record["energy_before"] = _finite_or_none(last.energy_before)
-                record["energy_after"] = _finite_or_none(last.energy_after)
-            pending = []
-            if diverged_at is None and evaluate_now:
-                evaluation = do_eval(done)
-                if evaluation["test_loss"] is None:
-                    diverged_at, diverged_on = done, "test"
-                else:
-                    tracker.last_eval = evaluation
-                    accuracy = evaluation["test_accuracy"]
-                    if tracker.best_test_accuracy is None or accuracy > tracker.best_test_accuracy:
-                        tracker.best_test_accuracy = accuracy
-                    record.update(
-                        test_loss=evaluation["test_loss"], test_accuracy=evaluation["test_accuracy"]
-                    )
-            if diverged_at is not None:
-                record["diverged"] = True
-            record["wall_seconds"] = round(wall(), 3)
-            if log is not None:
-                log.write(json.dumps(record, allow_nan=False) + "\n")
-                log.flush()
-            if diverged_at is not None:
-                bar.update(diverged_at - bar.n)
-                break
-            postfix = {"loss": f"{losses[-1]:.4g}"}
-            if tracker.last_eval is not None:
-                postfix["test_acc"] = f"{tracker.last_eval['test_accuracy']:.2%}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(done - bar.n)
-            if save_now and checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    plain(state),
-                    metadata={"run": config.to_dict(), "tracker": tracker.to_dict(wall())},
-                )
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-
-    steps_done = int(state.step) if diverged_at is None else diverged_at
-    seconds = wall()
-    summary = {
-        "status": "diverged" if diverged_at is not None else "completed",
-        "test_accuracy": None if diverged_at is not None else tracker.last_eval["test_accuracy"],
-        "test_loss": None if diverged_at is not None else tracker.last_eval["test_loss"],
-        "best_test_accuracy": tracker.best_test_accuracy,
-        "min_train_loss": tracker.min_train_loss,
-        "final_train_loss": None if diverged_at is not None else tracker.last_train_loss,
-        "diverged": diverged_at is not None,
-        "diverged_at_step": diverged_at,
-        "diverged_on": diverged_on,
-        "steps": steps_done if diverged_at is not None else total,
-        "epochs": round(steps_done / per_epoch, 4),
-        "wall_seconds": round(seconds, 3),
-        "seconds_per_step": round((time.perf_counter() - started) / (steps_done - start), 5)
-        if steps_done > start
-        else None,
-        "dataset": data.name,
-        "num_train": int(train_x.shape[0]),
-        "num_test": int(test_x.shape[0]),
-        "config": config.to_dict(),
-    }
-    if summary_path is not None:
-        write_json_atomic(summary_path, summary)
+    files = None if out is None else _prepare_output(Path(out), config, resume)
+    with _precision(config.float64):
+        data = dataset if dataset is not None else load_run_data(config)
+        if progress:
+            _note_data_folder(config, data)
+        per_epoch = num_batches_per_epoch(data.train_images.shape[0], config.batch_size)
+        total = config.total_steps(data.train_images.shape[0])
+        if files is not None and resume and files.summary.exists():
+            finished = RunSummary.read(files.summary)
+            if finished.diverged or finished.steps == total:
+                return finished
+        trainer = build_trainer(config)
+        stepper, plain = _placement(trainer, config)
+        state, tracker = _restore(files, resume, _initial_state(config, data, trainer))
+        start = int(state.step)
+        if start > total:
+            raise ValueError(
+                f"The checkpoint in {str(out)!r} is at step {start}, beyond the requested "
+                f"{total} steps; ask for at least as many steps."
+            )
+        if files is not None:
+            _write_config(files, config, data, provenance)
+        loop = _Loop(
+            config, data, files, stepper, plain, trainer.loss,
+            stepper.shard(state) if stepper is not trainer else state,
+            _Monitor(config, tracker, per_epoch), start, total, per_epoch,
+            lambda: tracker.wall_seconds + (time.perf_counter() - started), progress, tracking,
+        )  # fmt: skip
+        divergence = _train(loop)
+        summary = _summarise(loop, divergence, started)
+    if files is not None:
+        write_json_atomic(files.summary, summary.to_dict())
     return summary
-
-
-def describe(summary: dict[str, Any]) -> str:
-    """One line saying how a run ended."""
-    if summary["diverged"]:
-        return (
-            f"DIVERGED: {summary.get('diverged_on') or 'training'} loss became non-finite at "
-            f"step {summary['diverged_at_step']}; "
-            "no test accuracy recorded."
-        )
-    return (
-        f"test accuracy {summary['test_accuracy']:.2%} (best {summary['best_test_accuracy']:.2%}), "
-        f"min training loss {summary['min_train_loss']:.4g}, {summary['steps']} steps in "
-        f"{summary['wall_seconds']:.1f} s"
-    )

@@ -1,0 +1,213 @@
+"""`RunConfig`: everything that defines one training run, validated once when built.
+
+The allowed values of every choice come from the library's registries (optimisers, losses,
+activations, parameterisations, datasets), so the command line and the configuration agree by
+construction; the published defaults come from `mupc._published`.
+"""
+
+import dataclasses
+import math
+from typing import Any, Literal, get_args
+
+from .. import _published
+from .._activation import ACTIVATIONS
+from .._data import dataset_names
+from .._loss import LOSSES
+from .._optimisers import OPTIMISERS
+from .._parallel import ParallelMode
+from .._parameterisation import PARAMETERISATIONS
+
+Method = Literal["pc", "bp"]
+# Choices, each taken from its registry.
+METHODS: tuple[str, ...] = get_args(Method)
+OPTIMISER_NAMES: tuple[str, ...] = tuple(OPTIMISERS)
+LOSS_NAMES: tuple[str, ...] = tuple(LOSSES)
+ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
+PARAMETERISATION_NAMES: tuple[str, ...] = tuple(PARAMETERISATIONS)
+PARALLEL_MODES: tuple[str, ...] = get_args(ParallelMode)
+# `synthetic`: random Gaussian clusters of `SYNTHETIC` sizes, for smoke tests (not a benchmark).
+DATASETS: tuple[str, ...] = (*dataset_names(), "synthetic")
+SYNTHETIC = {"n_train": 1024, "n_test": 256, "input_dim": 64, "num_classes": 10}
+
+# A run has diverged once its training loss (or its energy) exceeds this multiple of its value
+# at the first step, or is no longer finite.
+DIVERGENCE_THRESHOLD = 1e3
+
+# Fields that may change when a run is resumed (they do not change the trajectory).
+RESUMABLE_CHANGES = (
+    "steps", "epochs", "eval_every", "log_every", "checkpoint_every", "data_dir", "devices",
+    "parallel",
+)  # fmt: skip
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")
+
+
+def _check_positive(name: str, value: Any, integer: bool = True) -> None:
+    kind = int if integer else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kind)
+        or not math.isfinite(value)
+        or not value > 0
+    ):
+        what = "a positive integer" if integer else "a positive finite number"
+        raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run; validated when built.
+
+    **Arguments:**
+
+    - `dataset`: one of `mupc.dataset_names()` (`"mnist"`, `"fashion-mnist"`, `"cifar10"`,
+      `"mnist-sample"`) or `"synthetic"` (random data, for smoke tests).
+    - `data_dir`: where to look for (and download) the dataset files.
+    - `depth` H, `width` N, `activation`, `parameterisation` (`"sp"`, `"mupc"`, `"ntp"`),
+      `skips`: the `NetworkConfig`.
+    - `method`: `"pc"` (`PCTrainer`) or `"bp"` (`BPTrainer`).
+    - `optimizer`, `lr`: the weight optimiser (Optax) and its learning rate (default: the
+      published μPC rate for MNIST, 0.1).
+    - `activity_optimizer`, `activity_lr`: the inference optimiser and its **per-example**
+      step (published batch-mean values divided by the batch size; default
+      `mupc._published.ACTIVITY_LR`, the published 0.5 at batch 64).
+    - `inference_steps`: T (None: T = H).
+    - `batch_size`, and the length: `steps` if given, else `epochs` (may be fractional).
+    - `seed`: initial weights and data order.
+    - `float64`: train in double precision.
+    - `eval_every`, `log_every`, `checkpoint_every`: intervals in steps.
+    - `loss`: `"mse"` or `"cross-entropy"`.
+    - `devices`, `parallel`: train on K devices with `mupc.ParallelTrainer`, splitting the
+      batch (`"data"`), the hidden layers (`"layers"`, PC only) or both (`"both"`); K = 1 is
+      ordinary single-device training. A run may resume on a different K.
+    - `divergence_threshold`: the run is stopped as diverged when its training loss, or its
+      energy before or after inference, exceeds this multiple of its value at the first step
+      (default 1e3), or stops being finite; None keeps only the non-finite test.
+
+    **Raises:** `ValueError` naming the field, the bad value and what is allowed (numbers
+    must be finite).
+    """
+
+    dataset: str = "mnist-sample"
+    data_dir: str | None = None
+    depth: int = 8
+    width: int = 128
+    activation: str = "relu"
+    parameterisation: str = "mupc"
+    skips: bool = True
+    method: Method = "pc"
+    optimizer: str = "adam"
+    lr: float = _published.MUPC_WEIGHT_LR
+    activity_optimizer: str = "sgd"
+    activity_lr: float = _published.ACTIVITY_LR
+    inference_steps: int | None = _published.INFERENCE_STEPS
+    batch_size: int = _published.BATCH_SIZE
+    epochs: float | None = 1.0
+    steps: int | None = None
+    seed: int = 0
+    float64: bool = False
+    eval_every: int = 100
+    log_every: int = 10
+    checkpoint_every: int = 100
+    loss: str = "mse"
+    devices: int = 1
+    parallel: ParallelMode = "data"
+    divergence_threshold: float | None = DIVERGENCE_THRESHOLD
+
+    def __post_init__(self):
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("method", self.method, METHODS)
+        _check_choice("optimizer", self.optimizer, OPTIMISER_NAMES)
+        _check_choice("activity_optimizer", self.activity_optimizer, OPTIMISER_NAMES)
+        _check_choice("loss", self.loss, LOSS_NAMES)
+        _check_choice("parallel", self.parallel, PARALLEL_MODES)
+        for name in ("depth", "width", "batch_size", "eval_every", "log_every"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("devices", self.devices)
+        _check_positive("checkpoint_every", self.checkpoint_every)
+        _check_positive("lr", self.lr, integer=False)
+        _check_positive("activity_lr", self.activity_lr, integer=False)
+        if self.steps is None and self.epochs is None:
+            raise ValueError("Give the run's length: `steps` or `epochs` (both are None).")
+        if self.steps is not None:
+            _check_positive("steps", self.steps)
+        else:
+            _check_positive("epochs", self.epochs, integer=False)
+        if self.inference_steps is not None and (
+            isinstance(self.inference_steps, bool)
+            or not isinstance(self.inference_steps, int)
+            or self.inference_steps < 0
+        ):
+            raise ValueError(
+                f"`inference_steps` (T) must be an integer ≥ 0 or None (T = H), got "
+                f"{self.inference_steps!r}."
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be an integer ≥ 0, got {self.seed!r}.")
+        threshold = self.divergence_threshold
+        if threshold is not None:
+            _check_positive("divergence_threshold", threshold, integer=False)
+            if not threshold > 1:
+                raise ValueError(
+                    f"`divergence_threshold` must be > 1 (a multiple of the starting loss) or "
+                    f"None, got {threshold!r}."
+                )
+        # Validates activation and parameterisation names with the core's own messages.
+        self.network_config(1, 1)
+
+    def network_config(self, input_dim: int, output_dim: int):
+        """The `NetworkConfig` for data with `input_dim` inputs and `output_dim` classes."""
+        from .._network import NetworkConfig
+
+        return NetworkConfig(
+            input_dim,
+            self.width,
+            self.depth,
+            output_dim,
+            self.activation,
+            self.parameterisation,
+            self.skips,
+        )
+
+    def total_steps(self, num_train: int) -> int:
+        """The number of training steps for a training set of `num_train` examples."""
+        if self.steps is not None:
+            return self.steps
+        assert self.epochs is not None  # __post_init__: steps or epochs is given
+        per_epoch = num_batches_per_epoch(num_train, self.batch_size)
+        return max(1, math.ceil(self.epochs * per_epoch))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable description (inverse: `from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Inverse of `to_dict`; unknown keys are an error, missing ones take their defaults
+        (files written by older versions lack the newer fields)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(
+                f"Unknown run configuration fields {unknown}; allowed: {sorted(fields)}."
+            )
+        return cls(**data)
+
+
+def num_batches_per_epoch(num_train: int, batch_size: int) -> int:
+    """Full batches in one epoch (the last incomplete batch is dropped).
+
+    **Raises:** `ValueError` if `batch_size` exceeds the training set.
+    """
+    from .._data import num_batches
+
+    count = num_batches(num_train, batch_size, True)
+    if count < 1:
+        raise ValueError(
+            f"`batch_size` {batch_size} is larger than the training set ({num_train} examples); "
+            "use a smaller batch."
+        )
+    return count

@@ -1,0 +1,232 @@
+"""The conv ResNet of spec §9 against a naive per-layer implementation (`naive_conv.py`)."""
+
+import itertools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from naive_conv import energies, forward, residual_multiplier, spec_multipliers, stack, unstack
+
+import mupc
+
+SHAPE = (8, 6, 2)  # height, width, channels: odd pooled sizes on purpose (6 → 3 → 1)
+COMBOS = list(itertools.product(["sp", "mupc", "ntp"], ["relu", "tanh"]))
+
+
+def _network(param="mupc", activation="relu", blocks=2, channels=(3, 4, 5), dtype=jnp.float64):
+    config = mupc.ConvConfig(SHAPE, channels, blocks, 3, 3, activation, param)
+    return mupc.ConvResNet(config, key=jax.random.key(0), dtype=dtype)
+
+
+def _batch(key, dtype=jnp.float64, batch=4):
+    k1, k2 = jax.random.split(key)
+    x = jax.random.normal(k1, (batch, *SHAPE), dtype)
+    y = jax.nn.one_hot(jax.random.randint(k2, (batch,), 0, 3), 3, dtype=dtype)
+    return x, y
+
+
+@pytest.mark.parametrize("param, activation", COMBOS)
+def test_multipliers_match_spec(param, activation):
+    network = _network(param, activation)
+    specs = network.layer_specs()
+    parameterisation = mupc._parameterisation.resolve_parameterisation(param)
+    got = [parameterisation.multiplier(spec) for spec in specs]
+    stage, readout = spec_multipliers(param, 2, (3, 4, 5), 3, activation)
+    residual = [residual_multiplier(param, c, 6, 3, activation) for c in (3, 4, 5)]
+    expected = [
+        stage[0], residual[0], residual[0],
+        stage[1], residual[1], residual[1],
+        stage[2], residual[2], residual[2],
+        readout,
+    ]  # fmt: skip
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert [spec.fan_in for spec in specs] == [18, 27, 27, 27, 36, 36, 36, 45, 45, 5]
+
+
+def test_relu_mupc_multipliers_by_hand():
+    """Spec §9 for ReLU: √2/√(C_in·9), residual also /√L_res, readout 1/c."""
+    network = _network("mupc", "relu", blocks=4, channels=(16, 32))
+    got = [mupc.MuPC().multiplier(spec) for spec in network.layer_specs()]
+    assert got[0] == pytest.approx(1 / math.sqrt(2 * 9))
+    assert got[1] == pytest.approx(math.sqrt(2) / math.sqrt(16 * 9 * 8))
+    assert got[5] == pytest.approx(math.sqrt(2) / math.sqrt(16 * 9))
+    assert got[6] == pytest.approx(math.sqrt(2) / math.sqrt(32 * 9 * 8))
+    assert got[-1] == pytest.approx(1 / 32)
+
+
+def test_sp_initialisation_bounds_use_the_conv_fan_in():
+    network = _network("sp", blocks=1, channels=(40, 3))
+    assert float(jnp.abs(network.stage_weights[0]).max()) <= 1 / math.sqrt(2 * 9)
+    # The second stage's convolution has fan-in 40 · 9 = 360: its bound is 1/√360.
+    second = np.abs(np.asarray(network.stage_weights[1]))
+    assert second.max() <= 1 / math.sqrt(360)
+    assert second.max() > 0.9 / math.sqrt(360)
+
+
+@pytest.mark.parametrize("param, activation", COMBOS)
+def test_feedforward_equals_naive(param, activation, getkey):
+    network = _network(param, activation)
+    x, _ = _batch(getkey())
+    acts, outputs = network.feedforward(x)
+    naive_acts, naive_outputs = forward(network, x)
+    assert [a.shape for a in acts] == [(3, 4, 8, 6, 3), (3, 4, 4, 3, 4), (3, 4, 2, 1, 5)]
+    for got, want in zip(unstack(acts), naive_acts, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(outputs, naive_outputs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("param, activation", [("sp", "relu"), ("mupc", "tanh"), ("ntp", "relu")])
+def test_energy_and_gradients_equal_naive(param, activation, getkey):
+    network = _network(param, activation)
+    x, y = _batch(getkey())
+    ff, _ = network.feedforward(x)
+    acts = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(getkey(), a.shape, a.dtype), ff)
+    loss = mupc.MSE()
+    np.testing.assert_allclose(
+        mupc.energy(network, acts, x, y, loss), energies(network, unstack(acts), x, y), rtol=1e-10
+    )
+    grad = jax.grad(lambda a: jnp.sum(mupc.energy(network, a, x, y, loss, ff)))(acts)
+    naive = jax.grad(lambda a: jnp.sum(energies(network, unstack(a), x, y)))(acts)
+    for got, want in zip(grad, naive, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    # The PC weight gradient at these activities (local surrogate) against the naive energy's.
+    solver = mupc.DiscreteInference.gradient_descent(0.1, steps=0)
+    result = mupc.InferenceResult(acts, jnp.asarray(0))
+    _, wgrad = solver.weight_gradients(network, result, x, y, loss, ff)
+    naive_w = jax.grad(lambda net: jnp.mean(energies(net, unstack(acts), x, y)))(network)
+    for got, want in zip(network.layer_weights(wgrad), network.layer_weights(naive_w), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_conv_backward_pass_equals_xla_autodiff(getkey):
+    """The hand-written VJP of the convolution against XLA's own transpose rules."""
+    from mupc._network.conv import _conv, _raw_conv
+
+    x = jax.random.normal(getkey(), (2, 7, 5, 3), jnp.float64)
+    kernel = jax.random.normal(getkey(), (3, 3, 3, 4), jnp.float64)
+    cotangent = jax.random.normal(getkey(), (2, 7, 5, 4), jnp.float64)
+    ours = jax.vjp(_conv, x, kernel)[1](cotangent)
+    xla = jax.vjp(_raw_conv, x, kernel)[1](cotangent)
+    for got, want in zip(ours, xla, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_feedforward_errors_exactly_zero_in_float32(getkey):
+    network = _network(blocks=3, dtype=jnp.float32)
+    x, y = _batch(getkey(), jnp.float32)
+    acts, _ = network.feedforward(x)
+    errors = mupc.prediction_errors(network, acts, x)
+    assert all(int(jnp.count_nonzero(leaf)) == 0 for leaf in errors)
+    per_layer = mupc.layer_energies(network, acts, x, y, mupc.MSE())
+    assert per_layer.shape == (network.num_layers + 1, 4)
+    assert np.count_nonzero(np.asarray(per_layer[:-1])) == 0
+
+
+@pytest.mark.parametrize("inference", ["gd", "epc"])
+def test_training_step_equals_naive_gd_then_adam(inference, getkey):
+    """One PC step (3 inference steps then Adam) against the naive network: inference by
+    autodiff of the naive energy, one layer list at a time."""
+    network = _network(blocks=1)
+    x, y = _batch(getkey())
+    lr = 0.2
+    if inference == "gd":
+        solver = mupc.DiscreteInference.gradient_descent(lr, 3)
+        acts = unstack(network.feedforward(x)[0])
+        grad = jax.grad(lambda a: jnp.sum(energies(network, a, x, y)))
+        for _ in range(3):
+            acts = [a - lr * g for a, g in zip(acts, grad(acts), strict=True)]
+    else:
+        solver = mupc.ErrorInference.gradient_descent(lr, 3)
+        errors = [jnp.zeros_like(a) for a in unstack(network.feedforward(x)[0])]
+
+        def epc_energy(errs):
+            acts, outputs = forward(network, x, errs)
+            hidden = sum(0.5 * jnp.sum(e**2, axis=(1, 2, 3)) for e in errs)
+            return jnp.sum(hidden + 0.5 * jnp.sum((y - outputs) ** 2, axis=1))
+
+        for _ in range(3):
+            errors = [e - lr * g for e, g in zip(errors, jax.grad(epc_energy)(errors), strict=True)]
+        acts = forward(network, x, errors)[0]
+    naive_grads = jax.grad(lambda net: jnp.mean(energies(net, acts, x, y)))(network)
+    optimiser = optax.adam(1e-2)
+    params = eqx.filter(network, eqx.is_inexact_array)
+    with jax.numpy_dtype_promotion("standard"):
+        updates, _ = optimiser.update(naive_grads, optimiser.init(params), params)
+    expected = eqx.apply_updates(network, updates)
+    trainer = mupc.PCTrainer(optimiser=optax.adam(1e-2), inference=solver)
+    state, _ = trainer.step(trainer.init(network), x, y)
+    for got, want in zip(
+        network.layer_weights(state.network), network.layer_weights(expected), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)  # Adam divides by |g|
+    assert stack(network, acts)[0].shape == (2, 4, 8, 6, 3)
+
+
+def test_mupc_activities_stay_order_one_with_depth(getkey):
+    """Spec §6 (last fact) for the conv ResNet: under μPC the activities' RMS barely moves from
+    1 to 32 blocks per stage; under sp it grows with depth."""
+    x = jax.random.normal(getkey(), (8, 8, 8, 1))
+
+    def top_rms(param, blocks):
+        config = mupc.ConvConfig((8, 8, 1), (8, 8), blocks, 10, 3, "relu", param)
+        network = mupc.ConvResNet(config, key=jax.random.key(1))
+        acts, _ = network.feedforward(x)
+        return float(jnp.sqrt(jnp.mean(acts[-1][-1] ** 2)))
+
+    mupc_ratio = top_rms("mupc", 32) / top_rms("mupc", 1)
+    sp_ratio = top_rms("sp", 32) / top_rms("sp", 1)
+    assert 0.5 < mupc_ratio < 2.0, mupc_ratio
+    assert sp_ratio > 2.0, sp_ratio
+
+
+def test_checkpoint_round_trip(tmp_path, getkey):
+    network = _network(blocks=2, dtype=jnp.float32)
+    trainer = mupc.PCTrainer(inference=mupc.ErrorInference.gradient_descent(0.1, 2))
+    x, y = _batch(getkey(), jnp.float32)
+    state, _ = trainer.step(trainer.init(network), x, y)
+    mupc.save_checkpoint(tmp_path / "c.npz", state)
+    loaded = mupc.load_network(tmp_path / "c.npz")
+    assert isinstance(loaded, mupc.ConvResNet) and loaded.config == network.config
+    for got, want in zip(
+        loaded.layer_weights(loaded), state.network.layer_weights(state.network), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    restored = mupc.load_checkpoint(tmp_path / "c.npz", like=trainer.init(network))
+    np.testing.assert_array_equal(restored.network.output_weights, state.network.output_weights)
+
+
+def test_hessian_of_a_conv_network_equals_the_naive_dense_hessian(getkey):
+    network = _network(blocks=1, channels=(2, 2))
+    x, y = _batch(getkey(), batch=1)
+    dense = mupc.activity_hessian(network, x, y)[0]
+    acts, _ = network.feedforward(x)
+    flat, unravel = jax.flatten_util.ravel_pytree(acts)
+    expected = jax.hessian(lambda f: energies(network, unstack(unravel(f)), x, y)[0])(flat)
+    np.testing.assert_allclose(dense, expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"input_shape": (8, 8)}, "input_shape"),
+        ({"input_shape": (8, 8, 1), "channels": ()}, "channels"),
+        ({"input_shape": (8, 8, 1), "blocks": -1}, "blocks"),
+        ({"input_shape": (8, 8, 1), "kernel_size": 2}, "odd"),
+        ({"input_shape": (8, 8, 1), "activation": "swish"}, "swish"),
+        ({"input_shape": (2, 2, 1), "channels": (4, 4, 4)}, "below 1×1"),
+    ],
+)
+def test_bad_config_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mupc.ConvConfig(**kwargs)
+
+
+def test_wrong_image_shape_is_refused():
+    network = _network(dtype=jnp.float32)
+    trainer = mupc.PCTrainer()
+    with pytest.raises(ValueError, match=r"\(batch, 8, 6, 2\).*NHWC"):
+        trainer.step(trainer.init(network), np.zeros((4, 2, 8, 6)), np.eye(3)[[0, 1, 2, 0]])
