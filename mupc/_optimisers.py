@@ -57,7 +57,6 @@ def freeze_layers(network, trainable_top: int) -> optax.GradientTransformation:
 
     **Raises:** `ValueError` for a network other than `ResNet` or k out of range.
     """
-    import equinox as eqx
 
     from ._network.resnet import ResNet
 
@@ -72,6 +71,14 @@ def freeze_layers(network, trainable_top: int) -> optax.GradientTransformation:
         raise ValueError(
             f"`trainable_top` must be an integer in [0, H = {depth}], got {trainable_top!r}."
         )
+    return freeze_bottom_layers(depth, trainable_top)
+
+
+def freeze_bottom_layers(depth: int, trainable_top: int) -> optax.GradientTransformation:
+    """`freeze_layers` for a residual MLP with H = `depth` hidden layers (checked by the
+    caller)."""
+    import equinox as eqx
+
     first = depth - trainable_top  # 0-based index of the first trainable layer
     input_trains = first == 0
     hidden_trains = (jnp.arange(1, depth) >= first)[:, None, None]  # row i: layer i + 1

@@ -31,12 +31,18 @@ def _run(args) -> int:
     try:
         network = load_network(args.checkpoint)
         data_dir = args.data_dir or (stored.get("data_dir") if not args.dataset else None)
-        data = load_run_data(RunConfig(dataset=dataset, data_dir=data_dir))
-        if data.input_dim != network.config.input_dim:
+        if network.kind == "conv-resnet":
+            config = RunConfig(dataset=dataset, data_dir=data_dir, network="conv")
+        else:
+            config = RunConfig(dataset=dataset, data_dir=data_dir)
+        data = load_run_data(config)
+        try:
+            network.check_batch(data.test_images[:1], data.test_labels[:1], check_finite=False)
+        except ValueError as error:
             raise ValueError(
-                f"The network in {args.checkpoint!r} takes {network.config.input_dim} inputs but "
-                f"{dataset} has {data.input_dim}; pass the --dataset it was trained on."
-            )
+                f"The network in {args.checkpoint!r} does not take {dataset}: {error} Pass the "
+                "--dataset it was trained on."
+            ) from None
         result = evaluate(
             network, data.test_images, data.test_labels,
             loss=resolve_loss(loss), batch_size=args.batch_size,
@@ -52,10 +58,16 @@ def _run(args) -> int:
             "num_examples": result.num_examples,
         }))  # fmt: skip
         return 0
-    config = network.config
+    stored_network = network.config.to_dict()
+    shape = (
+        f"{len(stored_network['channels'])} stages of {stored_network['blocks']} blocks, "
+        f"channels {stored_network['channels']}"
+        if network.kind == "conv-resnet"
+        else f"H = {stored_network['depth']}, N = {stored_network['width']}"
+    )
     print(
-        f"{args.checkpoint}: step {step}, H = {config.depth}, N = {config.width}, "
-        f"{config.parameterisation}, {config.activation}"
+        f"{args.checkpoint}: step {step}, {shape}, {stored_network['parameterisation']}, "
+        f"{stored_network['activation']}"
     )
     print(
         f"{dataset} test set ({result.num_examples:,} examples): {loss} loss {result.loss:.6g}, "

@@ -52,6 +52,11 @@ def _common(parser, presets: tuple[str, ...]) -> None:
     length.add_argument("--epochs", type=_positive_float, help="epochs per run")
     parser.add_argument("--batch-size", type=_positive_int)
     parser.add_argument(
+        "--train-examples",
+        type=_positive_int,
+        help="use only the first n training examples (overrides the preset)",
+    )
+    parser.add_argument(
         "--divergence-threshold",
         type=_threshold,
         default=_config.DIVERGENCE_THRESHOLD,
@@ -62,7 +67,7 @@ def _common(parser, presets: tuple[str, ...]) -> None:
 
 def _overrides(args, preset):
     changes = {}
-    for name in ("dataset", "seeds", "batch_size"):
+    for name in ("dataset", "seeds", "batch_size", "train_examples"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.steps is not None:
@@ -89,9 +94,10 @@ def _run_depth(args) -> int:
     _check_preset(args.preset, DEPTH_PRESETS)
     preset = _overrides(args, DEPTH_PRESETS[args.preset])
     changes = {"activation": args.activation}
-    for name in ("width", "depths", "methods"):
-        if getattr(args, name) is not None:
-            changes[name] = tuple(getattr(args, name)) if name != "width" else args.width
+    for name in ("width", "depths", "methods", "network", "stages"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = tuple(value) if name in ("depths", "methods") else value
     preset = dataclasses.replace(preset, **changes)
     out = Path(args.out or f"runs/depth-{args.preset}-{args.activation}")
     runs = depth_runs(
@@ -104,10 +110,15 @@ def _run_depth(args) -> int:
     except RuntimeError as error:
         print(f"mupc sweep depth: {error}", file=sys.stderr)
         return 1
+    conv = preset.network == "conv"
     figure = depth_figure(
         results,
         out / "depth.png",
-        title=f"{preset.dataset}, N = {preset.width}, {preset.activation}, "
+        depth_name="residual blocks per stage" if conv else "hidden layers H",
+        title=f"{preset.dataset}"
+        + (f" ({preset.train_examples} examples)" if preset.train_examples else "")
+        + (f", conv c = {preset.width}" if conv else f", N = {preset.width}")
+        + f", {preset.activation}, "
         + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)")
         + f", {preset.seeds} seed(s)",
     )
@@ -119,7 +130,7 @@ def _run_depth(args) -> int:
 def _depth_table(results) -> str:
     import numpy as np
 
-    lines = ["method  H     test accuracy (mean ± sd)   diverged"]
+    lines = ["method     H     test accuracy (mean ± sd)   diverged"]
     groups: dict[tuple[str, int], list] = {}
     for result in results:
         groups.setdefault((result.labels["method"], int(result.labels["depth"])), []).append(
@@ -133,7 +144,7 @@ def _depth_table(results) -> str:
             if accuracies
             else "      —"
         )
-        lines.append(f"{method:<7} {depth:<5} {text:<27} {diverged}/{len(group)}")
+        lines.append(f"{method:<10} {depth:<5} {text:<27} {diverged}/{len(group)}")
     return "\n".join(lines)
 
 
@@ -199,10 +210,16 @@ def register(subparsers) -> None:
         "and BP (Depth-μP) over seeds: results.csv and depth.png.",
     )  # fmt: skip
     _common(depth, tuple(DEPTH_PRESETS))
-    depth.add_argument("--width", "-N", type=_positive_int, help="width N")
-    depth.add_argument("--depths", type=_positive_int, nargs="+", help="hidden layers H")
+    depth.add_argument("--width", "-N", type=_positive_int,
+                       help="width N (conv: channels of the first stage)")  # fmt: skip
+    depth.add_argument("--depths", type=_positive_int, nargs="+",
+                       help="hidden layers H (conv: residual blocks per stage)")  # fmt: skip
     depth.add_argument("--methods", nargs="+", choices=tuple(METHODS),
-                       help="pc (standard PC), mupc, bp (default: all three)")  # fmt: skip
+                       help="pc (standard PC), mupc, epc (μPC + ePC), bp (default: the "
+                       "preset's)")  # fmt: skip
+    depth.add_argument("--network", choices=_config.NETWORK_KINDS,
+                       help="mlp or conv (default: the preset's)")  # fmt: skip
+    depth.add_argument("--stages", type=_positive_int, help="conv: stages")
     depth.set_defaults(run=_run_depth)
 
     transfer = kinds.add_parser(
@@ -220,7 +237,8 @@ def register(subparsers) -> None:
         "--activity-lrs",
         type=_positive_float,
         nargs="+",
-        help="activity lrs in the published batch-mean convention",
+        help="activity lrs in the published batch-mean convention (ePC presets: error steps "
+        "per example)",
     )
     transfer.add_argument("--param", choices=_config.PARAMETERISATION_NAMES, default="mupc")
     transfer.set_defaults(run=_run_transfer)

@@ -25,11 +25,38 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         help="dataset (default: mnist-sample, 4,000 + 1,000 real MNIST digits, offline)",
     )
     data.add_argument("--data-dir", help="where dataset files are looked for and downloaded")
+    data.add_argument(
+        "--train-examples",
+        type=positive_int,
+        help="use only the first n training examples (default: all)",
+    )
     net = parser.add_argument_group("network")
     net.add_argument(
-        "--depth", "-H", type=positive_int, default=defaults.depth, help="hidden layers H"
+        "--network",
+        choices=_config.NETWORK_KINDS,
+        default=defaults.network,
+        help="mlp: the residual MLP (default); conv: the conv ResNet of spec §9 on images",
     )
-    net.add_argument("--width", "-N", type=positive_int, default=defaults.width, help="width N")
+    net.add_argument(
+        "--depth",
+        "-H",
+        type=positive_int,
+        default=defaults.depth,
+        help="hidden layers H (conv: residual blocks per stage)",
+    )
+    net.add_argument(
+        "--width",
+        "-N",
+        type=positive_int,
+        default=defaults.width,
+        help="width N (conv: channels of the first stage, doubling at each stage)",
+    )
+    net.add_argument(
+        "--stages",
+        type=positive_int,
+        default=defaults.stages,
+        help=f"conv: stages, 2×2 average pooling between them (default {defaults.stages})",
+    )
     net.add_argument("--activation", choices=_config.ACTIVATION_NAMES, default=defaults.activation)
     net.add_argument(
         "--param",
@@ -65,16 +92,38 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         f"{published.BP_WEIGHT_LR:g} for bp)",
     )
     train.add_argument(
+        "--inference",
+        choices=_config.INFERENCE_KINDS,
+        default=defaults.inference,
+        help="pc: inference on the activities (default); epc: error-optimised inference on the "
+        "prediction errors (ePC)",
+    )
+    train.add_argument(
+        "--weight-gradient",
+        choices=_config.WEIGHT_GRADIENTS,
+        default=defaults.weight_gradient,
+        help="ePC's weight update: local (the PC gradient at the final states, default) or "
+        "reparameterised (through the forward pass; backprop at ε = 0)",
+    )
+    train.add_argument(
+        "--train-top",
+        dest="trainable_top",
+        type=non_negative_int,
+        help="train only the top k hidden layers and the readout (MLP; the control of spec §8)",
+    )
+    train.add_argument(
         "--activity-optimizer",
         choices=_config.OPTIMISER_NAMES,
         default=defaults.activity_optimizer,
-        help=f"inference optimiser on the activities (default {defaults.activity_optimizer})",
+        help="inference optimiser on the activities (or, for ePC, the errors) "
+        f"(default {defaults.activity_optimizer})",
     )
     rate = train.add_mutually_exclusive_group()
     rate.add_argument(
         "--activity-lr",
         type=positive_float,
-        help="activity step PER EXAMPLE (this library's convention)",
+        help="activity step PER EXAMPLE (this library's convention); for ePC the step on the "
+        f"errors (default {_config.EPC_ERROR_LR:g})",
     )
     rate.add_argument(
         "--activity-lr-batch-mean",
@@ -84,7 +133,10 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         f"example at batch {published.BATCH_SIZE})",
     )
     train.add_argument(
-        "--inference-steps", "-T", type=non_negative_int, help="inference steps T (default T = H)"
+        "--inference-steps",
+        "-T",
+        type=non_negative_int,
+        help="inference steps T (default T = H; ePC: 5)",
     )
     train.add_argument("--loss", choices=_config.LOSS_NAMES, default=defaults.loss)
     train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
@@ -127,13 +179,17 @@ def config_from_args(args: argparse.Namespace):
     from .._inference import activity_lr_from_batch_mean
 
     pc = args.method == "pc"
-    lr = (
-        args.lr
-        if args.lr is not None
-        else (published.MUPC_WEIGHT_LR if pc else published.BP_WEIGHT_LR)
-    )
+    epc = pc and args.inference == "epc"
+    if args.lr is not None:
+        lr = args.lr
+    elif epc:
+        lr = _config.EPC_WEIGHT_LR
+    else:
+        lr = published.MUPC_WEIGHT_LR if pc else published.BP_WEIGHT_LR
     if args.activity_lr is not None:
         activity_lr = args.activity_lr
+    elif epc and args.activity_lr_batch_mean is None:
+        activity_lr = _config.EPC_ERROR_LR
     else:
         batch_mean = args.activity_lr_batch_mean or published.ACTIVITY_LR_BATCH_MEAN
         activity_lr = activity_lr_from_batch_mean(batch_mean, args.batch_size)
@@ -141,17 +197,23 @@ def config_from_args(args: argparse.Namespace):
     return _config.RunConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
+        network=args.network,
         depth=args.depth,
         width=args.width,
+        stages=args.stages,
         activation=args.activation,
         parameterisation=args.parameterisation,
         skips=args.skips,
         method=args.method,
         optimizer=args.optimizer,
         lr=lr,
+        inference=args.inference,
         activity_optimizer=args.activity_optimizer,
         activity_lr=activity_lr,
         inference_steps=args.inference_steps,
+        weight_gradient=args.weight_gradient,
+        trainable_top=args.trainable_top,
+        train_examples=args.train_examples,
         batch_size=args.batch_size,
         epochs=epochs,
         steps=args.steps,

@@ -24,6 +24,8 @@ from .._network.base import per_example_sum
 from .base import InferenceResult, InferenceSolver, minimise
 
 WeightGradient = Literal["local", "reparameterised"]
+DEFAULT_STEPS = 5
+"""T when none is given: ePC reaches every layer in one step, so a few steps suffice."""
 
 
 def _error_energy(network, errors, inputs, targets, loss):
@@ -54,7 +56,7 @@ class ErrorInference(InferenceSolver):
     """
 
     optimiser: optax.GradientTransformation
-    steps: int = 5
+    steps: int = DEFAULT_STEPS
     tolerance: float | None = None
     weight_gradient: WeightGradient = "local"
 
@@ -72,7 +74,9 @@ class ErrorInference(InferenceSolver):
             )
 
     @classmethod
-    def gradient_descent(cls, error_lr: float, steps: int = 5, **kwargs) -> "ErrorInference":
+    def gradient_descent(
+        cls, error_lr: float, steps: int = DEFAULT_STEPS, **kwargs
+    ) -> "ErrorInference":
         """Plain gradient descent on the errors with a per-example step size `error_lr`."""
         if not (0 < error_lr < float("inf")):
             raise ValueError(f"`error_lr` must be finite and > 0, got {error_lr!r}.")

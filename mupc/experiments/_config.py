@@ -18,8 +18,14 @@ from .._parallel import ParallelMode
 from .._parameterisation import PARAMETERISATIONS
 
 Method = Literal["pc", "bp"]
+NetworkKind = Literal["mlp", "conv"]
+InferenceKind = Literal["pc", "epc"]
+WeightGradient = Literal["local", "reparameterised"]
 # Choices, each taken from its registry.
 METHODS: tuple[str, ...] = get_args(Method)
+NETWORK_KINDS: tuple[str, ...] = get_args(NetworkKind)
+INFERENCE_KINDS: tuple[str, ...] = get_args(InferenceKind)
+WEIGHT_GRADIENTS: tuple[str, ...] = get_args(WeightGradient)
 OPTIMISER_NAMES: tuple[str, ...] = tuple(OPTIMISERS)
 LOSS_NAMES: tuple[str, ...] = tuple(LOSSES)
 ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
@@ -28,6 +34,11 @@ PARALLEL_MODES: tuple[str, ...] = get_args(ParallelMode)
 # `synthetic`: random Gaussian clusters of `SYNTHETIC` sizes, for smoke tests (not a benchmark).
 DATASETS: tuple[str, ...] = (*dataset_names(), "synthetic")
 SYNTHETIC = {"n_train": 1024, "n_test": 256, "input_dim": 64, "num_classes": 10}
+
+# ePC's defaults (not published: chosen here; see docs/tutorials/epc.md): gradient descent on
+# the errors with this per-example step, and Adam on the weights with this learning rate.
+EPC_ERROR_LR = 0.1
+EPC_WEIGHT_LR = 0.01
 
 # A run has diverged once its training loss (or its energy) exceeds this multiple of its value
 # at the first step, or is no longer finite.
@@ -66,15 +77,26 @@ class RunConfig:
     - `dataset`: one of `mupc.dataset_names()` (`"mnist"`, `"fashion-mnist"`, `"cifar10"`,
       `"mnist-sample"`) or `"synthetic"` (random data, for smoke tests).
     - `data_dir`: where to look for (and download) the dataset files.
-    - `depth` H, `width` N, `activation`, `parameterisation` (`"sp"`, `"mupc"`, `"ntp"`),
-      `skips`: the `NetworkConfig`.
+    - `network`: `"mlp"` (the residual MLP, `mupc.ResNet`) or `"conv"` (`mupc.ConvResNet`, on
+      images (height, width, channels)).
+    - `depth`, `width`: for the MLP, H hidden layers of width N; for the conv ResNet, residual
+      blocks per stage and the channels of the first stage (stage s has `width` · 2^s).
+    - `stages`: the conv ResNet's number of stages (pooling between them); unused by the MLP.
+    - `activation`, `parameterisation` (`"sp"`, `"mupc"`, `"ntp"`), `skips` (MLP only).
     - `method`: `"pc"` (`PCTrainer`) or `"bp"` (`BPTrainer`).
     - `optimizer`, `lr`: the weight optimiser (Optax) and its learning rate (default: the
       published μPC rate for MNIST, 0.1).
+    - `inference`: `"pc"` (inference on the activities, `mupc.DiscreteInference`) or `"epc"`
+      (error-optimised inference on the prediction errors, `mupc.ErrorInference`).
     - `activity_optimizer`, `activity_lr`: the inference optimiser and its **per-example**
-      step (published batch-mean values divided by the batch size; default
-      `mupc._published.ACTIVITY_LR`, the published 0.5 at batch 64).
-    - `inference_steps`: T (None: T = H).
+      step, on the activities (published batch-mean values divided by the batch size; default
+      `mupc._published.ACTIVITY_LR`, the published 0.5 at batch 64) or, for ePC, on the errors.
+    - `inference_steps`: T (None: T = H for `"pc"`, 5 for `"epc"`).
+    - `weight_gradient`: ePC's weight update, `"local"` (the PC gradient at the final states) or
+      `"reparameterised"` (through the error-perturbed forward pass; at ε = 0 it is backprop).
+    - `trainable_top`: train only the top k hidden layers and the readout, the rest frozen at
+      initialisation (`mupc.freeze_layers`; the MLP only); None trains every layer.
+    - `train_examples`: use only the first n training examples (None: all of them).
     - `batch_size`, and the length: `steps` if given, else `epochs` (may be fractional).
     - `seed`: initial weights and data order.
     - `float64`: train in double precision.
@@ -93,17 +115,23 @@ class RunConfig:
 
     dataset: str = "mnist-sample"
     data_dir: str | None = None
+    network: NetworkKind = "mlp"
     depth: int = 8
     width: int = 128
+    stages: int = 3
     activation: str = "relu"
     parameterisation: str = "mupc"
     skips: bool = True
     method: Method = "pc"
     optimizer: str = "adam"
     lr: float = _published.MUPC_WEIGHT_LR
+    inference: InferenceKind = "pc"
     activity_optimizer: str = "sgd"
     activity_lr: float = _published.ACTIVITY_LR
     inference_steps: int | None = _published.INFERENCE_STEPS
+    weight_gradient: WeightGradient = "local"
+    trainable_top: int | None = None
+    train_examples: int | None = None
     batch_size: int = _published.BATCH_SIZE
     epochs: float | None = 1.0
     steps: int | None = None
@@ -120,12 +148,31 @@ class RunConfig:
     def __post_init__(self):
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("method", self.method, METHODS)
+        _check_choice("network", self.network, NETWORK_KINDS)
+        _check_choice("inference", self.inference, INFERENCE_KINDS)
+        _check_choice("weight_gradient", self.weight_gradient, WEIGHT_GRADIENTS)
         _check_choice("optimizer", self.optimizer, OPTIMISER_NAMES)
         _check_choice("activity_optimizer", self.activity_optimizer, OPTIMISER_NAMES)
         _check_choice("loss", self.loss, LOSS_NAMES)
         _check_choice("parallel", self.parallel, PARALLEL_MODES)
-        for name in ("depth", "width", "batch_size", "eval_every", "log_every"):
+        for name in ("depth", "width", "stages", "batch_size", "eval_every", "log_every"):
             _check_positive(name, getattr(self, name))
+        if self.train_examples is not None:
+            _check_positive("train_examples", self.train_examples)
+        if self.trainable_top is not None:
+            if self.network != "mlp":
+                raise ValueError(
+                    "`trainable_top` (freezing the bottom layers) needs network='mlp'."
+                )
+            if (
+                isinstance(self.trainable_top, bool)
+                or not isinstance(self.trainable_top, int)
+                or not 0 <= self.trainable_top <= self.depth
+            ):
+                raise ValueError(
+                    f"`trainable_top` must be an integer in [0, depth = {self.depth}] or None, "
+                    f"got {self.trainable_top!r}."
+                )
         _check_positive("devices", self.devices)
         _check_positive("checkpoint_every", self.checkpoint_every)
         _check_positive("lr", self.lr, integer=False)
@@ -156,12 +203,41 @@ class RunConfig:
                     f"None, got {threshold!r}."
                 )
         # Validates activation and parameterisation names with the core's own messages.
-        self.network_config(1, 1)
+        self.network_config((1,) if self.network == "mlp" else (2**self.stages,) * 2 + (1,), 1)
 
-    def network_config(self, input_dim: int, output_dim: int):
-        """The `NetworkConfig` for data with `input_dim` inputs and `output_dim` classes."""
-        from .._network import NetworkConfig
+    @property
+    def label(self) -> str:
+        """A short description for progress bars, e.g. `"epc mupc H=128 N=128"`."""
+        method = self.inference if self.method == "pc" else self.method
+        if self.network == "conv":
+            return (
+                f"{method} {self.parameterisation} conv {self.stages}×{self.depth} blocks "
+                f"c={self.width}"
+            )
+        return f"{method} {self.parameterisation} H={self.depth} N={self.width}"
 
+    @property
+    def layout(self) -> str:
+        """The data layout the network takes: `"flat"` vectors or `"nhwc"` images."""
+        return "flat" if self.network == "mlp" else "nhwc"
+
+    def network_config(self, input_shape: tuple[int, ...], output_dim: int):
+        """The network's configuration (`mupc.NetworkConfig` or `mupc.ConvConfig`) for data of
+        one example's `input_shape` ((D,) or (height, width, channels)) and `output_dim`
+        classes."""
+        from .._network import ConvConfig, NetworkConfig
+
+        if self.network == "conv":
+            channels = tuple(self.width * 2**stage for stage in range(self.stages))
+            return ConvConfig(
+                tuple(input_shape),  # type: ignore[arg-type]
+                channels,
+                self.depth,
+                output_dim,
+                activation=self.activation,
+                parameterisation=self.parameterisation,
+            )
+        (input_dim,) = input_shape
         return NetworkConfig(
             input_dim,
             self.width,
@@ -171,6 +247,15 @@ class RunConfig:
             self.parameterisation,
             self.skips,
         )
+
+    def build_network(self, input_shape: tuple[int, ...], output_dim: int, *, key, dtype):
+        """A freshly initialised network (`ResNet` or `ConvResNet`) of this configuration."""
+        from .._network import ConvResNet, ResNet
+
+        config = self.network_config(input_shape, output_dim)
+        if self.network == "conv":
+            return ConvResNet(config, key=key, dtype=dtype)
+        return ResNet(config, key=key, dtype=dtype)
 
     def total_steps(self, num_train: int) -> int:
         """The number of training steps for a training set of `num_train` examples."""

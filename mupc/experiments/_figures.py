@@ -17,7 +17,7 @@ import numpy as np
 from .._atomic import atomic_open
 from ._sweep import SweepResult
 
-_COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "BP": "tab:gray"}
+_COLOURS = {"PC": "tab:red", "μPC": "tab:blue", "μPC + ePC": "tab:green", "BP": "tab:gray"}
 
 
 def _pyplot():
@@ -33,11 +33,16 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def depth_figure(results: list[SweepResult], path: str | Path, title: str = "") -> Path:
+def depth_figure(
+    results: list[SweepResult],
+    path: str | Path,
+    title: str = "",
+    depth_name: str = "hidden layers H",
+) -> Path:
     """Plot test accuracy (%) against depth for each method; return `path`.
 
-    **Arguments:** `results` of a depth sweep (labels `method` and `depth`), the PNG `path`
-    and a `title`.
+    **Arguments:** `results` of a depth sweep (labels `method` and `depth`), the PNG `path`,
+    a `title` and the x-axis label `depth_name` (e.g. "residual blocks per stage").
     """
     plt = _pyplot()
     by_method: dict[str, dict[int, list[SweepResult]]] = defaultdict(lambda: defaultdict(list))
@@ -75,7 +80,7 @@ def depth_figure(results: list[SweepResult], path: str | Path, title: str = "") 
     ax.set_xscale("log", base=2)
     ax.set_xticks(depths, [str(d) for d in depths])
     ax.set_ylim(0, 100)
-    ax.set_xlabel("hidden layers H")
+    ax.set_xlabel(depth_name)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
@@ -88,11 +93,26 @@ def depth_figure(results: list[SweepResult], path: str | Path, title: str = "") 
     return path
 
 
+def _inference_rate(labels: dict) -> float:
+    """The grid's second axis: the ePC error step (label `error_lr`, per example) or the
+    activity step (label `activity_lr_batch_mean`, as published)."""
+    if labels.get("error_lr") is not None:
+        return float(labels["error_lr"])
+    return float(labels["activity_lr_batch_mean"])
+
+
+def _rate_name(results: list[SweepResult]) -> str:
+    if any(result.labels.get("error_lr") is not None for result in results):
+        return "error lr (per example)"
+    return "activity lr (batch-mean)"
+
+
 def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
-    """Average the results of a transfer sweep (labels `size`, `weight_lr`,
-    `activity_lr_batch_mean`) over seeds into one grid per size.
+    """Average the results of a transfer sweep (labels `size`, `weight_lr` and
+    `activity_lr_batch_mean`, or `error_lr` for ePC) over seeds into one grid per size.
 
     **Returns:** a dict with `sizes`, `weight_lrs` (descending), `activity_lrs` (descending),
+    `rate_name` (what the activity axis is),
     `values` (size -> array (weight, activity) of mean log10 min training loss, NaN where a
     run diverged or is missing), `diverged` (size -> bool array) and `best` (size -> (i, j) of
     the lowest value, or None).
@@ -103,7 +123,7 @@ def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
         return (
             int(labels["size"]),
             float(labels["weight_lr"]),
-            float(labels["activity_lr_batch_mean"]),
+            _inference_rate(labels),
         )
 
     keys = [cell(result) for result in results]
@@ -135,6 +155,7 @@ def transfer_grid(results: list[SweepResult]) -> dict[str, Any]:
         "sizes": sizes,
         "weight_lrs": weight_lrs,
         "activity_lrs": activity_lrs,
+        "rate_name": _rate_name(results),
         "values": values,
         "diverged": diverged,
         "best": best,
@@ -175,7 +196,7 @@ def transfer_figure(
         ax.set_xticks(range(len(activity_labels)), activity_labels, rotation=90, fontsize=7)
         ax.set_yticks(range(len(weight_labels)), weight_labels if ax is axes[0][0] else [],
                       fontsize=7)  # fmt: skip
-        ax.set_xlabel("activity lr (batch-mean)", fontsize=8)
+        ax.set_xlabel(grid["rate_name"], fontsize=8)
     axes[0][0].set_ylabel("weight lr", fontsize=8)
     colorbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9)
     colorbar.set_label("log10 min training loss", fontsize=8)
@@ -191,9 +212,10 @@ def transfer_figure(
 def transfer_report(results: list[SweepResult], size_name: str = "N") -> str:
     """The best cell of each size and whether it moved from the smallest size's."""
     grid = transfer_grid(results)
-    lines = [f"best (weight lr, activity lr batch-mean) per {size_name}, by log10 min train loss:"]
+    lines = [f"best (weight lr, {grid['rate_name']}) per {size_name}, by log10 min train loss:"]
     reference = None
     moved = False
+    bests: dict[int, tuple[float, float]] = {}
     for size in grid["sizes"]:
         best = grid["best"][size]
         if best is None:
@@ -202,6 +224,7 @@ def transfer_report(results: list[SweepResult], size_name: str = "N") -> str:
             continue
         i, j = best
         cell = (grid["weight_lrs"][i], grid["activity_lrs"][j])
+        bests[size] = cell
         reference = cell if reference is None else reference
         note = "" if cell == reference else "  <- moved"
         moved = moved or cell != reference
@@ -211,4 +234,15 @@ def transfer_report(results: list[SweepResult], size_name: str = "N") -> str:
             f"{grid['values'][size][i, j]:.2f}; {diverged} diverged cell(s){note}"
         )
     lines.append("best cell moved across sizes" if moved else "best cell stayed in place")
+    ordered = sorted(bests)
+    # The smallest size, and the second smallest (the published claim is about 16 -> 128).
+    for first in ordered[:2] if len(ordered) >= 3 else ordered[:1]:
+        last = ordered[-1]
+        if first == last:
+            continue
+        verdict = "stayed in place" if bests[first] == bests[last] else "moved"
+        lines.append(
+            f"from {size_name} = {first} to {size_name} = {last} the optimum {verdict}: "
+            f"{bests[first]} -> {bests[last]}"
+        )
     return "\n".join(lines)

@@ -10,20 +10,30 @@ from typing import Any, Literal, get_args
 
 from .. import _published as published
 from .._inference import activity_lr_from_batch_mean
-from ._config import Method as TrainingMethod, RunConfig
+from ._config import (
+    EPC_ERROR_LR,
+    EPC_WEIGHT_LR,
+    InferenceKind,
+    Method as TrainingMethod,
+    NetworkKind,
+    RunConfig,
+)
 from ._sweep import SweepRun
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
     """A training method of the depth sweep: its plot `label` and `RunConfig` fields
-    (`activity_lr_batch_mean` is converted with the batch size)."""
+    (`activity_lr_batch_mean` is converted with the batch size; ePC's `error_lr` is per
+    example)."""
 
     label: str
     method: TrainingMethod
     parameterisation: str
     lr: float
     activity_lr_batch_mean: float | None = None
+    inference: InferenceKind = "pc"
+    error_lr: float | None = None
 
 
 # Standard PC's rates: best of a small grid measured here (mnist-sample, N = 128, 100 steps,
@@ -34,6 +44,8 @@ METHODS: dict[str, Method] = {
     "pc": Method("PC", "pc", "sp", 1e-3, 0.5),
     "mupc": Method("μPC", "pc", "mupc", published.MUPC_WEIGHT_LR, published.ACTIVITY_LR_BATCH_MEAN),
     "bp": Method("BP", "bp", "mupc", published.BP_WEIGHT_LR),
+    # ePC on the μPC network: rates chosen by this project (see EPC_WEIGHT_LR, EPC_ERROR_LR).
+    "epc": Method("μPC + ePC", "pc", "mupc", EPC_WEIGHT_LR, inference="epc", error_lr=EPC_ERROR_LR),
 }
 
 
@@ -50,6 +62,9 @@ class DepthPreset:
     batch_size: int = published.BATCH_SIZE
     methods: tuple[str, ...] = ("pc", "mupc", "bp")
     activation: str = "relu"
+    network: NetworkKind = "mlp"
+    stages: int = 3
+    train_examples: int | None = None
 
 
 DEPTH_PRESETS = {
@@ -57,7 +72,29 @@ DEPTH_PRESETS = {
     "paper": DepthPreset("mnist", published.WIDTH, published.DEPTHS, published.SEEDS, 1.0, None),
     # A few minutes on 2 cores: 150 steps (2.4 epochs) of the 4,000 mnist-sample digits.
     "quick": DepthPreset("mnist-sample", 128, (8, 16, 32, 64), 2, None, 150),
-}
+    # The depth figure at full size on the full Fashion-MNIST (offline), N = 128, one epoch,
+    # with ePC: hours on 2 cores.
+    "fmnist": DepthPreset(
+        "fashion-mnist", 128, published.DEPTHS, published.SEEDS, 1.0, None,
+        methods=("pc", "mupc", "epc", "bp"),
+    ),
+    # Conv ResNets (depth = residual blocks per stage, width = channels of the first stage):
+    # minutes on 2 cores on 4,096 Fashion-MNIST images ...
+    "conv-quick": DepthPreset(
+        "fashion-mnist", 8, (1, 2, 4), 1, None, 100, methods=("pc", "mupc", "epc", "bp"),
+        network="conv", train_examples=4096,
+    ),
+    # ... the depth table of the docs (hours on 2 cores) ...
+    "conv-fmnist": DepthPreset(
+        "fashion-mnist", 8, (1, 2, 4, 8, 16), 1, None, 300,
+        methods=("pc", "mupc", "epc", "bp"), network="conv",
+    ),
+    # ... and a GPU-sized CIFAR-10 version (spec §9: 16 channels doubling over 3 stages).
+    "conv-paper": DepthPreset(
+        "cifar10", 16, (1, 2, 4, 8, 16), published.SEEDS, 20.0, None,
+        methods=("pc", "mupc", "epc", "bp"), network="conv",
+    ),
+}  # fmt: skip
 
 
 Over = Literal["width", "depth"]
@@ -79,7 +116,16 @@ class TransferPreset:
     epochs: float | None
     steps: int | None
     batch_size: int = published.BATCH_SIZE
+    inference: InferenceKind = "pc"  # "epc": `activity_lrs` are ePC's error steps, per example
+    network: NetworkKind = "mlp"
 
+
+# ePC's grid: Adam weight rates around backprop's, error steps per example.
+EPC_WEIGHT_LRS = (0.1, 0.05, 0.01, 0.005, 0.001)
+EPC_ERROR_LRS = (1.0, 0.5, 0.1, 0.05, 0.01)
+# The published activity grid without its largest rates (1e3, 5e2), which diverge at every size
+# measured here (mnist-sample, one epoch).
+TRIMMED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS[2:]
 
 PUBLISHED_WEIGHT_LRS = published.TRANSFER_WEIGHT_LRS
 PUBLISHED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS
@@ -96,6 +142,21 @@ TRANSFER_PRESETS = {
     "quick": TransferPreset(
         "mnist-sample", "width", (32, 128, 512), 128, 8,
         PUBLISHED_WEIGHT_LRS, (1e2, 1e1, 1.0, 0.5, 0.1, 0.01), 1, None, 100,
+    ),
+    # Depth transfer at N = 128 up to H = 128 on mnist-sample, one epoch (about an hour with 2
+    # workers): the published grid without its two largest activity rates.
+    "depth-sample": TransferPreset(
+        "mnist-sample", "depth", published.TRANSFER_DEPTHS, 128, 8,
+        PUBLISHED_WEIGHT_LRS, TRIMMED_ACTIVITY_LRS, 1, 1.0, None,
+    ),
+    # ePC's (weight lr x error lr) grid across widths (H = 8) and depths (N = 128).
+    "epc-width": TransferPreset(
+        "mnist-sample", "width", (32, 128, 512), 128, 8,
+        EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc",
+    ),
+    "epc-depth": TransferPreset(
+        "mnist-sample", "depth", (8, 32, 128), 128, 8,
+        EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc",
     ),
 }  # fmt: skip
 
@@ -117,21 +178,30 @@ def depth_runs(
         activity = method.activity_lr_batch_mean
         if key == "mupc" and preset.activation in ("linear", "tanh"):
             activity = published.ACTIVITY_LR_BATCH_MEAN_LINEAR_TANH
+        activity_lr: float
+        if method.inference == "epc":
+            activity_lr = method.error_lr or EPC_ERROR_LR
+        else:
+            activity_lr = activity_lr_from_batch_mean(
+                activity or published.ACTIVITY_LR_BATCH_MEAN, preset.batch_size
+            )
         for depth in preset.depths:
             for seed in range(preset.seeds):
                 length = preset.steps or 10**9
                 config = RunConfig(
                     dataset=preset.dataset,
                     data_dir=data_dir,
+                    network=preset.network,
                     depth=depth,
                     width=preset.width,
+                    stages=preset.stages,
+                    train_examples=preset.train_examples,
                     activation=preset.activation,
                     parameterisation=method.parameterisation,
                     method=method.method,
                     lr=method.lr,
-                    activity_lr=activity_lr_from_batch_mean(
-                        activity or published.ACTIVITY_LR_BATCH_MEAN, preset.batch_size
-                    ),
+                    inference=method.inference,
+                    activity_lr=activity_lr,
                     batch_size=preset.batch_size,
                     epochs=preset.epochs,
                     steps=preset.steps,
@@ -146,7 +216,10 @@ def depth_runs(
                     "width": preset.width,
                     "seed": seed,
                     "weight_lr": method.lr,
-                    "activity_lr_batch_mean": activity if method.method == "pc" else None,
+                    "activity_lr_batch_mean": (
+                        activity if method.method == "pc" and method.inference == "pc" else None
+                    ),
+                    "error_lr": method.error_lr,
                 }
                 runs.append(SweepRun(f"{key}-H{depth}-s{seed}", config, labels))
     return runs
@@ -161,7 +234,8 @@ def transfer_runs(
     **fields: Any,
 ) -> list[SweepRun]:
     """The runs of a transfer sweep: size x weight lr x activity lr x seed, μPC (or
-    `parameterisation`) trained with PC, T = H."""
+    `parameterisation`) trained with PC (T = H) or, for an ePC preset, with ePC (the
+    activity rates are then its error steps, per example)."""
     if preset.over not in OVER:
         raise ValueError(f"`over` must be one of {list(OVER)}, got {preset.over!r}.")
     runs = []
@@ -170,16 +244,23 @@ def transfer_runs(
         for weight_lr in preset.weight_lrs:
             for activity_lr in preset.activity_lrs:
                 for seed in range(preset.seeds):
+                    epc = preset.inference == "epc"
                     config = RunConfig(
                         dataset=preset.dataset,
                         data_dir=data_dir,
+                        network=preset.network,
                         depth=depth,
                         width=width,
                         activation=activation,
                         parameterisation=parameterisation,
                         method="pc",
                         lr=weight_lr,
-                        activity_lr=activity_lr_from_batch_mean(activity_lr, preset.batch_size),
+                        inference=preset.inference,
+                        activity_lr=(
+                            activity_lr
+                            if epc
+                            else activity_lr_from_batch_mean(activity_lr, preset.batch_size)
+                        ),
                         batch_size=preset.batch_size,
                         epochs=preset.epochs,
                         steps=preset.steps,
@@ -193,13 +274,16 @@ def transfer_runs(
                         "width": width,
                         "depth": depth,
                         "weight_lr": weight_lr,
-                        "activity_lr_batch_mean": activity_lr,
+                        "activity_lr_batch_mean": None if epc else activity_lr,
+                        "error_lr": activity_lr if epc else None,
                         "seed": seed,
                     }
                     letter = "N" if preset.over == "width" else "H"
+                    rate = f"e{_fmt(activity_lr)}" if epc else f"a{_fmt(activity_lr)}"
+                    kind = "epc-" if epc else ""
                     run_id = (
-                        f"{parameterisation}-{activation}-{letter}{size}-w{_fmt(weight_lr)}"
-                        f"-a{_fmt(activity_lr)}-s{seed}"
+                        f"{kind}{parameterisation}-{activation}-{letter}{size}-w{_fmt(weight_lr)}"
+                        f"-{rate}-s{seed}"
                     )
                     runs.append(SweepRun(run_id, config, labels))
     return runs

@@ -197,8 +197,25 @@ class _MetricsLog:
 # ------------------------------------------------------------------------------------- data
 
 
-def load_run_data(config: RunConfig, layout: Layout = "flat"):
-    """The dataset named by `config.dataset` (a `mupc.Dataset`) in `layout`."""
+def load_run_data(config: RunConfig, layout: Layout | None = None):
+    """The dataset named by `config.dataset` (a `mupc.Dataset`) in `layout` (default: the one
+    the configured network takes), keeping only the first `config.train_examples` training
+    examples when that is set."""
+    data = _load_data(config, layout or config.layout)  # type: ignore[arg-type]
+    if config.train_examples is not None:
+        if config.train_examples > data.train_images.shape[0]:
+            raise ValueError(
+                f"`train_examples` = {config.train_examples} exceeds the "
+                f"{data.train_images.shape[0]} training examples of {config.dataset!r}."
+            )
+        count = config.train_examples
+        data = data._replace(
+            train_images=data.train_images[:count], train_labels=data.train_labels[:count]
+        )
+    return data
+
+
+def _load_data(config: RunConfig, layout: Layout):
     from .._data import load_dataset, synthetic_dataset
 
     if config.dataset == "synthetic":
@@ -239,23 +256,40 @@ def build_trainer(config: RunConfig):
         config.method,
         config.optimizer,
         config.lr,
+        config.inference,
         config.activity_optimizer,
         config.activity_lr,
         config.inference_steps,
+        config.weight_gradient,
         config.loss,
+        None if config.trainable_top is None else (config.depth, config.trainable_top),
     )
 
 
 @functools.lru_cache(maxsize=32)
-def _trainer(method, optimizer, lr, activity_optimizer, activity_lr, inference_steps, loss):
-    from .._inference import DiscreteInference
+def _trainer(
+    method, optimizer, lr, inference_kind, activity_optimizer, activity_lr, inference_steps,
+    weight_gradient, loss, frozen,
+):  # fmt: skip
+    import optax
+
+    from .._inference import DiscreteInference, ErrorInference
+    from .._inference.error import DEFAULT_STEPS
     from .._loss import resolve_loss
+    from .._optimisers import freeze_bottom_layers
     from .._training import BPTrainer, PCTrainer
 
     optimiser = make_optimiser(optimizer, lr)
+    if frozen is not None:
+        optimiser = optax.chain(freeze_bottom_layers(*frozen), optimiser)
     if method == "bp":
         return BPTrainer(optimiser=optimiser, loss=resolve_loss(loss))
-    inference = DiscreteInference(make_optimiser(activity_optimizer, activity_lr), inference_steps)
+    activity_optimiser = make_optimiser(activity_optimizer, activity_lr)
+    if inference_kind == "epc":
+        steps = DEFAULT_STEPS if inference_steps is None else inference_steps
+        inference = ErrorInference(activity_optimiser, steps, weight_gradient=weight_gradient)
+    else:
+        inference = DiscreteInference(activity_optimiser, inference_steps)
     return PCTrainer(optimiser=optimiser, inference=inference, loss=resolve_loss(loss))
 
 
@@ -297,12 +331,11 @@ def _initial_state(config: RunConfig, data, trainer):
     import jax
     import jax.numpy as jnp
 
-    from .._network import ResNet
-
     dtype = jnp.float64 if config.float64 else jnp.float32
     network_key, train_key = jax.random.split(jax.random.key(config.seed))
-    network_config = config.network_config(data.train_images.shape[1], data.train_labels.shape[1])
-    network = ResNet(network_config, key=network_key, dtype=dtype)
+    network = config.build_network(
+        data.train_images.shape[1:], data.train_labels.shape[1], key=network_key, dtype=dtype
+    )
     return trainer.init(network, train_key)
 
 
@@ -499,7 +532,7 @@ def _train(loop: _Loop) -> Divergence | None:
     bar = tqdm(
         total=loop.total, initial=loop.start, disable=not loop.progress, unit="step",
         file=sys.stderr, dynamic_ncols=True,
-        desc=f"{config.method} H={config.depth} N={config.width}",
+        desc=config.label,
     )  # fmt: skip
     log = _MetricsLog(loop.files.metrics if loop.files is not None else None)
     if loop.tracking is not None:
