@@ -13,7 +13,7 @@ import mupc
 from mupc import _data
 from mupc._cli import main
 from mupc.experiments import RunConfig
-from mupc.experiments._run import load_run_data
+from mupc.experiments._run import first_divergence, load_run_data
 
 TINY = ["--dataset", "synthetic", "-H", "2", "-N", "16", "--quiet"]
 
@@ -202,6 +202,7 @@ def test_an_infinite_training_loss_is_divergence(tmp_path):
     loss on the third batch, computed in float64 with the naive forward pass, is beyond
     float32's range, so +inf in float32."""
     huge = ["--optimizer", "sgd", "--lr", "1e6", "--log-every", "1", "--steps", "10"]
+    huge += ["--divergence-threshold", "none"]  # only non-finite values count here
     assert _train(*huge, "--checkpoint-every", "2", "--out", str(tmp_path)) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["diverged"] and summary["diverged_on"] == "training"
@@ -217,6 +218,18 @@ def test_an_infinite_training_loss_is_divergence(tmp_path):
     _, outputs = numpy_feedforward(network, x)
     loss = 0.5 * np.mean(np.sum((y - outputs) ** 2, axis=1))
     assert np.finfo(np.float32).max < loss < np.inf
+
+
+def test_first_divergence_is_the_first_non_finite_or_too_large_value():
+    """The divergence rule on its own: the first value that is ±inf or NaN, or above θ times
+    the reference (when the reference is finite)."""
+    inf, nan = float("inf"), float("nan")
+    assert first_divergence(np.array([1.0, 2.0]), 1.0, 1e3) is None
+    assert first_divergence(np.array([1.0, inf, nan]), None, None) == (1, "non-finite")
+    assert first_divergence(np.array([1.0, -inf]), None, None) == (1, "non-finite")
+    assert first_divergence(np.array([1.0, 5.0, 2e3, nan]), 1.0, 1e3) == (2, "threshold")
+    assert first_divergence(np.array([1.0, 5.0, 2e3, nan]), 2.0, 1e3) == (3, "non-finite")
+    assert first_divergence(np.array([1.0, 2e3]), nan, 1e3) is None  # no finite reference
 
 
 def test_float64_and_bp_flags(tmp_path):
