@@ -97,10 +97,16 @@ def test_transfer_grid_averages_log_losses_and_finds_best_cell():
 def test_transfer_report_says_whether_best_cell_moved():
     stayed = transfer_report(_transfer_rows({64: (1, 1), 128: (1, 1)}))
     assert "N = 64: (0.1, 1)" in stayed and "N = 128: (0.1, 1)" in stayed
-    assert stayed.endswith("best cell stayed in place")
+    assert stayed.splitlines()[-2:] == [
+        "best cell stayed in place",
+        "from N = 64 to N = 128 the optimum stayed in place: (0.1, 1.0) -> (0.1, 1.0)",
+    ]
     moved = transfer_report(_transfer_rows({64: (1, 1), 128: (2, 2)}), size_name="H")
     assert "H = 128: (0.01, 0.1)" in moved and "<- moved" in moved
-    assert moved.endswith("best cell moved across sizes")
+    assert moved.splitlines()[-2:] == [
+        "best cell moved across sizes",
+        "from H = 64 to H = 128 the optimum moved: (0.1, 1.0) -> (0.01, 0.1)",
+    ]
 
 
 def test_transfer_figure_plots_the_grid_and_marks_best_and_diverged_cells(tmp_path, saved_figures):
