@@ -20,3 +20,23 @@ def getkey():
     """`getkey()` returns a fresh PRNG key on each call."""
     keys = iter(jax.random.split(jax.random.key(1234), 10_000))
     return lambda: next(keys)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The matplotlib figures saved during the test, in order, so that a figure can be checked
+    through the data it plots (lines, images, patches) rather than by its file's size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figures = []
+    original = Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        figures.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return figures

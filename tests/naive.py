@@ -128,6 +128,105 @@ def dense_linear_system(network, x, y):
     return hess, b
 
 
+def layer_errors(weights, activities, x, y, mults, phi, skips):
+    """Errors [ε_1, ..., ε_H] (each (B, N)) and the output residual y − ŷ(z_H) (B, C)."""
+    first, hidden, last = mults
+    errors = [activities[0] - first * (x @ weights[0].T)]
+    for layer in range(1, len(activities)):
+        below = activities[layer - 1]
+        prediction = hidden * (phi(below) @ weights[layer].T) + (below if skips else 0.0)
+        errors.append(activities[layer] - prediction)
+    return errors, y - last * (phi(activities[-1]) @ weights[-1].T)
+
+
+def optax_inference(weights, activities, inputs, targets, mults, phi, skips, loss, opt, steps):
+    """Per-example inference with an Optax optimiser on the list of activities, one step at a
+    time (elementwise optimisers treat every example and layer alike)."""
+    import optax
+
+    def total(acts):
+        return jnp.sum(batch_energies(weights, acts, inputs, targets, mults, phi, skips, loss))
+
+    grad = jax.jit(jax.grad(total))
+    state = opt.init(activities)
+    for _ in range(steps):
+        with jax.numpy_dtype_promotion("standard"):  # Optax's bias correction mixes dtypes
+            updates, state = opt.update(grad(activities), state, activities)
+        activities = optax.apply_updates(activities, updates)
+    return activities
+
+
+SLOPES = {"linear": lambda v: np.ones_like(v), "relu": lambda v: (v > 0).astype(np.float64)}
+
+
+def dense_activity_hessian(network, z):
+    """The activity Hessian of ONE example at activities `z` (H, N), for a linear or ReLU
+    network with MSE output, assembled block by block with NumPy (spec §6 with
+    J_l = τI + a_l W_l diag φ′(z_{l−1}); φ″ = 0 almost everywhere, so this is exact)."""
+    cfg = network.config
+    _, ah, aL = spec_multipliers(
+        cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, cfg.skips
+    )
+    n, h = cfg.width, cfg.depth
+    slope = SLOPES[cfg.activation]
+    z = np.asarray(z, np.float64)
+    eye = np.eye(n)
+    hidden = np.asarray(network.hidden_weights, np.float64)
+    jac = [(eye if cfg.skips else 0.0) + ah * hidden[i] * slope(z[i])[None] for i in range(h - 1)]
+    readout = aL * np.asarray(network.output_weights, np.float64) * slope(z[-1])[None]
+    hess = np.zeros((h * n, h * n))
+    for layer in range(h):
+        block = slice(layer * n, (layer + 1) * n)
+        if layer < h - 1:
+            nxt = slice((layer + 1) * n, (layer + 2) * n)
+            hess[block, block] = eye + jac[layer].T @ jac[layer]
+            hess[nxt, block] = -jac[layer]
+            hess[block, nxt] = -jac[layer].T
+        else:
+            hess[block, block] = eye + readout.T @ readout
+    return hess
+
+
+def numpy_feedforward(network, x):
+    """The naive forward pass in NumPy float64: activities (H, B, N) and outputs (B, C)."""
+    cfg = network.config
+    mults = spec_multipliers(cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, cfg.skips)
+    phi = {"linear": lambda v: v, "relu": lambda v: np.maximum(v, 0.0), "tanh": np.tanh}
+    weights = [np.asarray(w, np.float64) for w in weight_list(network)]
+    acts, out = feedforward(
+        weights, np.asarray(x, np.float64), mults, phi[cfg.activation], cfg.skips
+    )
+    return np.stack(acts), np.asarray(out)
+
+
+def numpy_equilibrium(network, x, y):
+    """Linear network, MSE: per example the MSE loss ½‖y − ŷ‖², the equilibrium energy F(z*)
+    with z* = H_z⁻¹ b from `numpy.linalg.solve`, and the eigenvalues of
+    S = I + Σ_l J_l J_lᵀ (J_l = ∂ŷ/∂z_l, products of the layer maps)."""
+    cfg = network.config
+    mults = spec_multipliers(cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, cfg.skips)
+    weights = [np.asarray(w, np.float64) for w in weight_list(network)]
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    _, outputs = numpy_feedforward(network, x)
+    n, h = cfg.width, cfg.depth
+    maps = [(np.eye(n) if cfg.skips else 0.0) + mults[1] * w for w in weights[1:-1]]
+    jacobians = [mults[2] * weights[-1]]
+    for layer_map in reversed(maps):
+        jacobians.insert(0, jacobians[0] @ layer_map)
+    s = np.eye(cfg.output_dim) + sum(j @ j.T for j in jacobians)
+    losses, energies = [], []
+    for i in range(x.shape[0]):
+        hess, b = dense_linear_system(network, x[i], y[i])
+        z_star = np.linalg.solve(hess, b).reshape(h, 1, n)
+        energy = example_energy(
+            weights, [np.asarray(v[0]) for v in z_star], x[i], y[i], mults, lambda v: v,
+            cfg.skips, "mse",
+        )  # fmt: skip
+        energies.append(float(energy))
+        losses.append(0.5 * float(np.sum((y[i] - outputs[i]) ** 2)))
+    return np.array(losses), np.array(energies), np.linalg.eigvalsh(s)
+
+
 def epc_states(weights, errors, x, mults, phi, skips):
     """The error-perturbed forward pass z_l = μ_l(z_{l-1}) + ε_l, one layer at a time; returns
     the list of activities [z_1, ..., z_H] (each (B, N)) and the outputs (B, C)."""

@@ -1,19 +1,25 @@
 """The PC coordinate check: its numbers against direct computations, then the μP claim."""
 
-import csv
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import PNG_SIGNATURE
+from helpers import PNG_SIGNATURE, assert_close, diagnose_batch, diagnose_network, read_csv
+from naive import (
+    ACTIVATIONS,
+    batch_energies,
+    feedforward,
+    gd_inference,
+    layer_errors,
+    spec_multipliers,
+    weight_list,
+)
 
+from mupc import Coordinates, DiscreteInference, NetworkConfig, PCTrainer, ResNet, coordinate_check
 from mupc._cli import main
-from mupc._diagnostics.coords import QUANTITIES, coordinate_check
-from mupc._inference import DiscreteInference
-from mupc._network import NetworkConfig, ResNet
-from mupc._training import PCTrainer
+
+QUANTITIES = Coordinates._fields[1:]  # activity, error, activity_update, ... (after `step`)
 
 
 def _rms(x):
@@ -101,21 +107,96 @@ def test_rejects_bad_arguments():
         coordinate_check(trainer, trainer.init(network), jnp.ones((1, 3)), jnp.ones((1, 1)), 0)
 
 
-def test_cli_coords_smoke(tmp_path):
+def _rms_layers(arrays):
+    return [_rms(a) for a in arrays]
+
+
+def _naive_coordinates(network, x, y, steps, weight_lr=0.1, activity_lr=0.5 / 64):
+    """The coordinate check recomputed with the naive per-layer oracle: feedforward pass,
+    T = H steps of per-example gradient descent, errors, Adam (Optax, on the list of weight
+    matrices) on the gradient of the batch-mean energy, and the change of the feedforward
+    pass. Returns {quantity: array (steps, layers)}."""
+    cfg = network.config
+    mults = spec_multipliers(cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, True)
+    phi = ACTIVATIONS[cfg.activation]
+    weights = weight_list(network)
+    adam = optax.adam(weight_lr)
+    opt_state = adam.init(weights)
+    record = {name: [] for name in QUANTITIES}
+    for _ in range(steps):
+        start, outputs = feedforward(weights, x, mults, phi, True)
+        final = gd_inference(weights, start, x, y, mults, phi, True, "mse", activity_lr, cfg.depth)
+        errors, residual = layer_errors(weights, final, x, y, mults, phi, True)
+
+        def mean_energy(w, final=final):
+            return jnp.mean(batch_energies(w, final, x, y, mults, phi, True, "mse"))
+
+        with jax.numpy_dtype_promotion("standard"):  # Optax's bias correction mixes dtypes
+            updates, opt_state = adam.update(jax.grad(mean_energy)(weights), opt_state, weights)
+        new = optax.apply_updates(weights, updates)
+        new_start, new_outputs = feedforward(new, x, mults, phi, True)
+        record["activity"].append(_rms_layers([*start, outputs]))
+        record["error"].append(_rms_layers([*errors, residual]))
+        record["activity_update"].append(
+            _rms_layers([f - s for f, s in zip(final, start, strict=True)])
+        )
+        record["weight_update"].append(
+            _rms_layers([a - b for a, b in zip(new, weights, strict=True)])
+        )
+        record["feedforward_update"].append(
+            _rms_layers(
+                [a - b for a, b in zip([*new_start, new_outputs], [*start, outputs], strict=True)]
+            )
+        )
+        weights = new
+    return {name: np.array(values) for name, values in record.items()}
+
+
+def test_cli_coords_rows_and_figure_equal_the_naive_oracle(tmp_path, saved_figures):
+    """Every value of `coords.csv` (two parameterisations, two steps, ReLU) against the naive
+    oracle run on the same network and batch (recomputed from the documented seeding), and
+    the figure plots their means over layers."""
+    d, c, width, depth, batch, seed = 5, 2, 4, 2, 4, 0
     code = main(
         [
-            "diagnose", "coords", "--out", str(tmp_path), "--widths", "4", "--depths", "2",
-            "--params", "mupc", "sp", "--input-dim", "5", "--output-dim", "2", "--steps", "2",
-            "--batch-size", "4", "--quiet",
+            "diagnose", "coords", "--out", str(tmp_path), "--widths", str(width), "--depths",
+            str(depth), "--params", "mupc", "sp", "--input-dim", str(d), "--output-dim", str(c),
+            "--steps", "2", "--batch-size", str(batch), "--quiet",
         ]
     )  # fmt: skip
     assert code == 0
-    with open(tmp_path / "coords.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert {"param", "width", "depth", "step", "quantity", "layer", "rms"} <= set(rows[0])
-    assert {row["quantity"] for row in rows} == set(QUANTITIES)
-    # per param and step: activity, error, weight, feedforward updates have L = 3 layers and
+    rows = read_csv(tmp_path / "coords.csv")
+    x, y = diagnose_batch(seed, 1, d, c, batch)
+    expected = {}
+    for param in ("mupc", "sp"):
+        network = diagnose_network(
+            seed, d, width, depth, c, activation="relu", param=param, skips=True
+        )
+        expected[param] = _naive_coordinates(network, x, y, steps=2)
+    # per param and step: activity, error, weight and feedforward updates have L = 3 layers,
     # activity updates H = 2.
     assert len(rows) == 2 * 2 * (4 * 3 + 2)
-    assert all(float(row["rms"]) >= 0 for row in rows)
+    for row in rows:
+        step, quantity = int(row["step"]), row["quantity"]
+        value = expected[row["param"]][quantity][step, int(row["layer"]) - 1]
+        # Updates and errors are small differences of O(1) numbers, so their rounding is
+        # relative to the activities and weights they come from (entries ≤ 4 here). Once Adam
+        # has stepped, rounding in a gradient entry g is amplified by up to lr/ε_Adam = 1e7
+        # (its update is lr·g/(|g| + ε_Adam)).
+        adam = 1.0 if step == 0 and quantity in ("activity", "error", "activity_update") else 1e7
+        assert_close(float(row["rms"]), value, dtype=np.float64, scale=4.0 * adam, k=4,
+                     err_msg=str(row))  # fmt: skip
+    # The errors are not all zero: inference reached the bottom layer, so this compares values.
+    assert min(expected["mupc"]["error"][0]) > 1e-6
+
+    (figure,) = saved_figures
+    axes = np.array(figure.axes[: len(QUANTITIES) * 2]).reshape(len(QUANTITIES), 2)
+    for col, param in enumerate(("mupc", "sp")):
+        for row, name in enumerate(QUANTITIES):
+            lines = axes[row, col].lines
+            assert [line.get_linestyle() for line in lines] == ["--", "-"]  # step 0, step 1
+            for step, line in enumerate(lines):
+                np.testing.assert_array_equal(line.get_xdata(), [width])
+                mean = np.mean(expected[param][name][step])
+                np.testing.assert_allclose(line.get_ydata(), [mean], rtol=1e-9, atol=1e-15)
     assert (tmp_path / "coords.png").read_bytes()[:8] == PNG_SIGNATURE

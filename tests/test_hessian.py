@@ -1,27 +1,38 @@
 """The activity Hessian against closed forms (spec §6) and dense against Lanczos."""
 
-import csv
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import PNG_SIGNATURE, normal_batch, tiny_network
+from helpers import (
+    PNG_SIGNATURE,
+    assert_close,
+    diagnose_batch,
+    diagnose_network,
+    diagnose_training,
+    normal_batch,
+    read_csv,
+    tiny_network,
+)
+from naive import dense_activity_hessian, numpy_feedforward
 
-from mupc._cli import main
-from mupc._diagnostics.hessian import (
+from mupc import (
+    MSE,
     DenseSpectrum,
+    DiscreteInference,
     LanczosSpectrum,
+    NetworkConfig,
+    PCTrainer,
+    ResNet,
     activity_hessian,
+    energy,
     hessian_spectrum,
     lanczos_tridiagonal,
     track_hessian,
 )
-from mupc._inference import DiscreteInference
-from mupc._network import NetworkConfig, ResNet
-from mupc._training import PCTrainer
+from mupc._cli import main
 
 _network = tiny_network
 
@@ -45,27 +56,6 @@ def _zero(network, hidden=True, output=True):
 def _t_matrix_eigenvalues(depth):
     k = np.arange(1, depth + 1)
     return 2.0 - 2.0 * np.cos((2 * k - 1) * np.pi / (2 * depth + 1))
-
-
-def numpy_linear_hessian(network):
-    """Spec §6 block-tridiagonal H_z built with dense NumPy, block by block."""
-    h, n = network.config.depth, network.config.width
-    a = network.multipliers
-    tau = 1.0 if network.config.skips else 0.0
-    hidden = np.asarray(network.hidden_weights)
-    j = [tau * np.eye(n) + a.hidden * hidden[i] for i in range(h - 1)]  # J_2..J_H
-    readout = a.output * np.asarray(network.output_weights)
-    out = np.zeros((h * n, h * n))
-    for layer in range(h):
-        block = slice(layer * n, (layer + 1) * n)
-        if layer < h - 1:
-            out[block, block] = np.eye(n) + j[layer].T @ j[layer]
-            below = slice((layer + 1) * n, (layer + 2) * n)
-            out[below, block] = -j[layer]
-            out[block, below] = -j[layer].T
-        else:
-            out[block, block] = np.eye(n) + readout.T @ readout
-    return out
 
 
 @pytest.mark.parametrize(
@@ -112,9 +102,25 @@ def test_dense_hessian_equals_block_tridiagonal_formula(param, skips):
         # The Hessian of a linear network does not depend on the point: try a random one.
         z = jax.random.normal(jax.random.key(7), (5, 3, 4), jnp.float64)
         hessians = activity_hessian(network, x, y, z)
-        expected = numpy_linear_hessian(network)
+        expected = dense_activity_hessian(network, z[:, 0])
         for hessian in hessians:
-            np.testing.assert_allclose(hessian, expected, atol=1e-12)
+            assert_close(hessian, expected, dtype=jnp.float64, k=16)
+
+
+@pytest.mark.parametrize("param, skips", [("mupc", True), ("sp", False)])
+def test_dense_spectrum_equals_numpy_eigenvalues_for_relu(param, skips):
+    """`hessian_spectrum` (eigenvalues, extremes, κ) at the feedforward pass of a ReLU network
+    against `numpy.linalg.eigvalsh` of the NumPy block formula with φ′ = 1[z > 0]."""
+    network = _network(4, 4, param=param, skips=skips, activation="relu")
+    x, y = _batch(network, batch=3)
+    spectrum = hessian_spectrum(network, x, y)
+    for i, expected in enumerate(_numpy_spectrum(network, x)):
+        high = expected[-1]
+        assert_close(spectrum.eigenvalues[i], expected, dtype=jnp.float64, scale=high, k=256)
+        kappa = high / expected[0]
+        assert_close(spectrum.lambda_min[i], expected[0], dtype=jnp.float64, scale=high, k=256)
+        assert_close(spectrum.lambda_max[i], high, dtype=jnp.float64, scale=high, k=256)
+        assert_close(spectrum.condition_number[i], kappa, dtype=jnp.float64, scale=kappa**2, k=256)
 
 
 def test_dense_hessian_matches_finite_differences_for_tanh():
@@ -125,9 +131,6 @@ def test_dense_hessian_matches_finite_differences_for_tanh():
         hessian = np.asarray(activity_hessian(network, x, y, z)[0])
 
         def energy_of(flat):
-            from mupc._energy import energy
-            from mupc._loss import MSE
-
             return energy(network, flat.reshape(3, 1, 3), x, y, MSE())[0]
 
         grad = jax.jit(jax.vmap(jax.grad(energy_of)))
@@ -191,26 +194,93 @@ def test_errors_name_the_bad_value():
         track_hessian(PCTrainer(), None, [], x, y, every=0)
 
 
-def test_cli_hessian_smoke(tmp_path):
+def _numpy_spectrum(network, x):
+    """Eigenvalues (ascending) of each example's activity Hessian at the feedforward pass, from
+    the NumPy block formula and `numpy.linalg.eigvalsh`."""
+    activities, _ = numpy_feedforward(network, x)
+    return [
+        np.linalg.eigvalsh(dense_activity_hessian(network, activities[:, i]))
+        for i in range(x.shape[0])
+    ]
+
+
+def _assert_spectrum_row(row, eigenvalues, what):
+    low, high = eigenvalues[0], eigenvalues[-1]
+    kappa = high / low
+    # Eigenvalues are accurate to ~eps·λ_max, so κ to ~eps·κ² (float64 throughout).
+    assert_close(float(row["lambda_max"]), high, dtype=np.float64, scale=high, k=256, err_msg=what)
+    assert_close(float(row["lambda_min"]), low, dtype=np.float64, scale=high, k=256, err_msg=what)
+    assert_close(
+        float(row["condition_number"]), kappa, dtype=np.float64, scale=kappa**2, k=256,
+        err_msg=what,
+    )  # fmt: skip
+
+
+def test_cli_hessian_rows_and_figure_equal_numpy_eigenvalues(tmp_path, saved_figures):
+    """Every row of `hessian.csv` (ReLU, at init over a grid and every step of a short
+    training run) against `eigvalsh` of the activity Hessian built with NumPy from the same
+    network (recomputed from the documented seeding); the figure plots those values."""
+    d, c, width, examples, seed = 5, 2, 4, 2, 0
     code = main(
         [
-            "diagnose", "hessian", "--out", str(tmp_path), "--widths", "4", "--depths", "2",
-            "--params", "mupc", "--input-dim", "5", "--output-dim", "2", "--train-steps",
-            "2", "--track-every", "1", "--track-width", "4", "--track-depth", "2", "--quiet",
+            "diagnose", "hessian", "--out", str(tmp_path), "--widths", str(width), "--depths",
+            "2", "3", "--params", "mupc", "--activation", "relu", "--input-dim", str(d),
+            "--output-dim", str(c), "--examples", str(examples), "--train-steps", "2",
+            "--track-every", "1", "--track-width", str(width), "--track-depth", "2",
+            "--batch-size", "8", "--quiet",
         ]
     )  # fmt: skip
     assert code == 0
-    with open(tmp_path / "hessian.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    required = {"param", "skips", "width", "depth", "step", "lambda_min", "lambda_max"}
-    assert required | {"condition_number"} <= set(rows[0])
-    # (skips, no skips) at init, then 3 measurements x 2 variants while training.
-    assert len(rows) == 2 + 6
-    assert {row["step"] for row in rows} == {"0", "1", "2"}
+    rows = read_csv(tmp_path / "hessian.csv")
+    x, _ = diagnose_batch(seed, 1, d, c, examples)
+    variants = [("mupc", True), ("mupc", False)]
+    expected = {}  # (param, skips, width, depth, step) -> eigenvalues of each example
+    for param, skips in variants:
+        for h in (2, 3):
+            net = diagnose_network(
+                seed, d, width, h, c, activation="relu", param=param, skips=skips
+            )
+            expected[param, skips, width, h, "init"] = _numpy_spectrum(net, x)
+        net = diagnose_network(seed, d, width, 2, c, activation="relu", param=param, skips=skips)
+        for step, trained in enumerate(diagnose_training(net, seed, batch_size=8, steps=2)):
+            expected[param, skips, width, 2, step] = _numpy_spectrum(trained, x)
+    init = [row for row in rows if row["seconds"] != ""]
+    tracked = [row for row in rows if row["seconds"] == ""]
+    assert len(init) == 2 * 2 * examples and len(tracked) == 2 * 3 * examples
     for row in rows:
-        kappa = float(row["lambda_max"]) / float(row["lambda_min"])
-        assert float(row["condition_number"]) == pytest.approx(kappa, rel=1e-5)
-        assert float(row["condition_number"]) > 1
+        param, skips = row["param"], row["skips"] == "True"
+        width_, depth, step = int(row["width"]), int(row["depth"]), int(row["step"])
+        key = (param, skips, width_, depth, "init" if row["seconds"] != "" else step)
+        _assert_spectrum_row(row, expected[key][int(row["example"])], str(key))
+        assert row["method"] == "dense" and row["activation"] == "relu"
+
+    # The figure: κ against depth (N = 4), against width (one width, H = 3), and over
+    # training, each the mean over the probe examples of the NumPy values.
+    (figure,) = saved_figures
+    by_depth, by_width, by_step = figure.axes[:3]
+
+    def mean_kappa(key):
+        return np.mean([e[-1] / e[0] for e in expected[key]])
+
+    for param, skips in variants:
+        label = f"{param}, {'skips' if skips else 'no skips'}"
+        lines = {
+            axis: [line for line in axis.lines if line.get_label() == label]
+            for axis in (by_depth, by_width, by_step)
+        }
+        (depth_line,), (width_line,), (step_line,) = lines.values()
+        np.testing.assert_allclose(
+            depth_line.get_ydata(), [mean_kappa((param, skips, 4, h, "init")) for h in (2, 3)],
+            rtol=1e-10,
+        )  # fmt: skip
+        np.testing.assert_array_equal(depth_line.get_xdata(), [2, 3])
+        np.testing.assert_allclose(
+            width_line.get_ydata(), [mean_kappa((param, skips, width, 3, "init"))], rtol=1e-10
+        )  # fmt: skip
+        np.testing.assert_allclose(
+            step_line.get_ydata(), [mean_kappa((param, skips, width, 2, t)) for t in range(3)],
+            rtol=1e-10,
+        )  # fmt: skip
     assert (tmp_path / "hessian.png").read_bytes()[:8] == PNG_SIGNATURE
 
 

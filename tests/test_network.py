@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_close
 from naive import ACTIVATIONS, feedforward, spec_multipliers, weight_list
 
 import mupc
@@ -32,12 +33,40 @@ def test_initialisation_distributions(getkey):
     assert mu.hidden_weights.shape == (8, 256, 256)
     assert float(jnp.std(mu.hidden_weights)) == pytest.approx(1.0, abs=0.01)
     assert abs(float(jnp.mean(mu.hidden_weights))) < 0.01
-    sp = mupc.ResNet(mupc.NetworkConfig(256, 256, 9, 10, parameterisation="sp"), key=getkey())
-    bound = 1 / math.sqrt(256)
-    assert float(jnp.max(jnp.abs(sp.hidden_weights))) <= bound
-    # U(±b) has standard deviation b/√3.
-    assert float(jnp.std(sp.hidden_weights)) == pytest.approx(bound / math.sqrt(3), rel=0.02)
-    assert float(jnp.max(jnp.abs(sp.input_weights))) <= 1 / math.sqrt(256)
+
+
+# D, N and C all differ, so a bound computed from the wrong axis of any matrix shows.
+_D, _N, _C = 900, 64, 5
+
+
+@pytest.mark.parametrize(
+    "name, fan_in", [("input_weights", _D), ("hidden_weights", _N), ("output_weights", _N)]
+)
+def test_sp_weights_are_uniform_with_the_fan_in_bound(name, fan_in, getkey):
+    """spec §2: `sp` draws every matrix from U(±1/√fan_in), fan_in = its input dimension."""
+    network = mupc.ResNet(
+        mupc.NetworkConfig(_D, _N, 3, _C, parameterisation="sp"), key=getkey(), dtype=jnp.float64
+    )
+    weights = np.asarray(getattr(network, name))
+    bound, count = 1 / math.sqrt(fan_in), weights.size  # count ≥ 320
+    assert np.max(np.abs(weights)) <= bound
+    # The largest of m draws of U(±b) is below b(1 − t) with probability (1 − t)^m ≤ e^{−tm}:
+    # with t = 0.05 and m ≥ 320 that is e^{−16}; a bound from the wrong axis is ≥ 3.5× off.
+    assert np.max(np.abs(weights)) >= 0.95 * bound
+    # U(±b) has standard deviation b/√3 (the sample sd is within ~4% at m = 320).
+    assert np.std(weights) == pytest.approx(bound / math.sqrt(3), rel=0.12)
+    assert abs(np.mean(weights)) < 4 * bound / math.sqrt(3 * count)
+
+
+@pytest.mark.parametrize("param", ["mupc", "ntp"])
+def test_mupc_weights_are_standard_normal_whatever_the_fan_in(param, getkey):
+    network = mupc.ResNet(
+        mupc.NetworkConfig(_D, _N, 3, _C, parameterisation=param), key=getkey(), dtype=jnp.float64
+    )
+    for weights in (network.input_weights, network.hidden_weights, network.output_weights):
+        sample = np.asarray(weights).ravel()
+        # Sample sd of m ≥ 320 standard normals: relative error ~ 1/√(2m) ≤ 4%.
+        assert np.std(sample) == pytest.approx(1.0, rel=0.16), weights.shape
 
 
 @pytest.mark.parametrize("param", ["sp", "mupc", "ntp"])
@@ -106,7 +135,12 @@ def test_bad_config_raises(kwargs, match):
 
 def test_callable_activation(getkey):
     config = mupc.NetworkConfig(4, 8, 3, 2, activation=jnp.sin)
-    network = mupc.ResNet(config, key=getkey())
-    assert network(jnp.ones((2, 4), network.dtype)).shape == (2, 2)
+    network = mupc.ResNet(config, key=getkey(), dtype=jnp.float64)
+    x = jax.random.normal(getkey(), (5, 4), jnp.float64)
+    activities, outputs = network.feedforward(x)
+    mults = spec_multipliers("mupc", 4, 8, 3, True)
+    expected_acts, expected_out = feedforward(weight_list(network), x, mults, jnp.sin, True)
+    assert_close(outputs, expected_out, dtype=jnp.float64, k=16)
+    assert_close(activities, jnp.stack(expected_acts), dtype=jnp.float64, k=16)
     with pytest.raises(ValueError, match="custom activation"):
         config.to_dict()

@@ -1,25 +1,34 @@
 """Linear-network closed forms (spec §6) against long inference and autodiff."""
 
-import csv
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import PNG_SIGNATURE, normal_batch, tiny_network
+from helpers import (
+    PNG_SIGNATURE,
+    assert_close,
+    diagnose_batch,
+    diagnose_network,
+    diagnose_training,
+    normal_batch,
+    read_csv,
+    tiny_network,
+)
+from naive import numpy_equilibrium
 
-from mupc._cli import main
-from mupc._diagnostics.theory import (
+from mupc import (
+    MSE,
+    DiscreteInference,
+    NetworkConfig,
+    ResNet,
+    energy,
     equilibrium_activities,
     equilibrium_energy,
     linear_activity_hessian,
     output_jacobians,
 )
-from mupc._energy import energy
-from mupc._inference import DiscreteInference
-from mupc._loss import MSE
-from mupc._network import NetworkConfig, ResNet
+from mupc._cli import main
 
 _network = tiny_network
 
@@ -125,20 +134,73 @@ def test_closed_forms_refuse_nonlinear_networks():
         linear_activity_hessian(network)
 
 
-def test_cli_theory_smoke(tmp_path):
+def test_equilibrium_energy_equals_numpy_solve():
+    """F* = ½ rᵀ S⁻¹ r (the library, through the output Jacobians) against the energy at
+    z* = H_z⁻¹ b solved densely with NumPy, and the eigenvalues of S against products of
+    the layer maps."""
+    with jax.enable_x64(True):
+        for param, skips in (("mupc", True), ("sp", True), ("ntp", False)):
+            network = _network(4, 3, param=param, skips=skips)
+            x, y = _batch(network)
+            loss, energy_, eigenvalues = numpy_equilibrium(network, x, y)
+            result = equilibrium_energy(network, x, y)
+            assert_close(result.loss, loss, dtype=jnp.float64, k=16)
+            assert_close(result.energy, energy_, dtype=jnp.float64, scale=np.max(loss), k=256)
+            assert_close(
+                result.covariance_eigenvalues, np.stack([eigenvalues] * 3), dtype=jnp.float64,
+                k=64,
+            )  # fmt: skip
+
+
+def test_cli_theory_rows_and_figure_equal_numpy_solve(tmp_path, saved_figures):
+    """Every row of `theory.csv` (two parameterisations, two depths, at init and after each
+    of two training steps) against the dense NumPy equilibrium of the same network and probe
+    batch (recomputed from the documented seeding); the heatmaps show log10 of those ratios."""
+    d, c, width, batch, seed = 5, 10, 4, 8, 0
     code = main(
         [
-            "diagnose", "theory", "--out", str(tmp_path), "--widths", "4", "--depths",
-            "2", "--params", "mupc", "sp", "--input-dim", "5", "--train-steps", "2",
-            "--record-every", "1", "--batch-size", "8", "--quiet",
+            "diagnose", "theory", "--out", str(tmp_path), "--widths", str(width), "--depths",
+            "2", "3", "--params", "mupc", "sp", "--input-dim", str(d), "--train-steps", "2",
+            "--record-every", "1", "--batch-size", str(batch), "--quiet",
         ]
     )  # fmt: skip
     assert code == 0
-    with open(tmp_path / "theory.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 2 * 3  # params x (steps 0, 1, 2)
+    rows = read_csv(tmp_path / "theory.csv")
+    assert len(rows) == 2 * 2 * 3  # params x depths x (steps 0, 1, 2)
+    x, y = diagnose_batch(seed, 1, d, c, batch)
+    expected = {}
+    for param in ("mupc", "sp"):
+        for depth in (2, 3):
+            net = diagnose_network(
+                seed, d, width, depth, c, activation="linear", param=param, skips=True
+            )
+            for step, trained in enumerate(diagnose_training(net, seed, batch_size=batch, steps=2)):
+                loss, energy_, eigenvalues = numpy_equilibrium(trained, x, y)
+                expected[param, depth, step] = (
+                    np.mean(loss), np.mean(energy_), np.mean(loss) / np.mean(energy_),
+                    np.mean(eigenvalues),
+                )  # fmt: skip
     for row in rows:
-        ratio = float(row["loss"]) / float(row["equilibrium_energy"])
-        assert float(row["ratio"]) == pytest.approx(ratio, rel=1e-5)
-        assert float(row["ratio"]) >= 1.0
+        key = (row["param"], int(row["depth"]), int(row["step"]))
+        loss, energy_, ratio, s_mean = expected[key]
+        assert int(row["width"]) == width and float(row["h_over_n"]) == key[1] / width
+        # F* = ½ rᵀ S⁻¹ r is solved in a C × C system whose S has κ ≤ its largest eigenvalue.
+        assert_close(float(row["loss"]), loss, dtype=np.float64, k=64, err_msg=str(key))
+        allowance = dict(dtype=np.float64, k=1024, err_msg=str(key))
+        assert_close(float(row["equilibrium_energy"]), energy_, scale=loss * s_mean, **allowance)
+        assert_close(float(row["ratio"]), ratio, scale=ratio * s_mean, **allowance)
+        assert_close(float(row["s_mean_eigenvalue"]), s_mean, **allowance)
+    # S ≠ I here (C = 10 > N = 4), so the ratio differs from 1 and the check has teeth.
+    assert min(value[2] for value in expected.values()) > 1.05
+
+    (figure,) = saved_figures
+    heatmaps = [axis for axis in figure.axes if axis.images]
+    assert [axis.get_title() for axis in heatmaps] == [
+        "mupc, step 0", "mupc, step 2", "sp, step 0", "sp, step 2"
+    ]  # fmt: skip
+    for axis in heatmaps:
+        param, step = axis.get_title().replace(" step ", "").split(",")
+        grid = np.asarray(axis.images[0].get_array())  # (depths, widths)
+        want = [[np.log10(expected[param, depth, int(step)][2])] for depth in (2, 3)]
+        np.testing.assert_allclose(grid, want, rtol=1e-9)
     assert (tmp_path / "theory.png").read_bytes()[:8] == PNG_SIGNATURE

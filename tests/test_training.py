@@ -6,11 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import assert_close
 from naive import (
     ACTIVATIONS,
     batch_energies,
     feedforward,
     gd_inference,
+    layer_errors,
     spec_multipliers,
     weight_list,
 )
@@ -64,13 +66,119 @@ def test_pc_step_equals_naive_step(loss, getkey):
     assert int(state.step) == 1
 
 
-def test_energy_after_inference_is_lower(getkey):
+class _FixedInit(mupc.ActivityInit):
+    """Given activities, whatever the key: a start away from the feedforward pass whose values
+    the test knows."""
+
+    values: jax.Array
+
+    def __call__(self, network, inputs, key):
+        return self.values
+
+
+class _SeededNormal(mupc.NormalInit):
+    """`NormalInit` drawn from a fixed key, so the test can redraw the same start."""
+
+    def __call__(self, network, inputs, key):
+        return super().__call__(network, inputs, jax.random.key(99))
+
+
+def _start(kind, network, x, weights, mults, phi):
+    """(activity_init, the start as a list of (B, N) arrays) for the three kinds of start."""
+    if kind == "feedforward":
+        return mupc.FeedforwardInit(), feedforward(weights, x, mults, phi, True)[0]
+    if kind == "fixed":
+        values = 0.7 * jax.random.normal(jax.random.key(5), (H, B, N), jnp.float64)
+        return _FixedInit(values), list(values)
+    # The start is NormalInit's own draw; its distribution is tested in
+    # test_normal_init_has_the_requested_spread.
+    init = _SeededNormal(0.5)
+    return init, list(init(network, x, None))
+
+
+@pytest.mark.parametrize("kind", ["feedforward", "fixed", "normal"])
+def test_default_step_count_and_start_equal_naive_step(kind, getkey):
+    """With the defaults (T = H, `skip_inactive=True`), from the feedforward pass and from
+    other starts: the inference result, `energy_before` (at the START, not at the feedforward
+    pass), `energy_after` and the weights after one SGD step equal the naive per-layer loop
+    with exactly H steps of gradient descent, on one device."""
+    network, x, y = _setup(getkey())
+    lr, weight_lr = 0.1, 0.01
+    mults = spec_multipliers("mupc", D, N, H, True)
+    phi = ACTIVATIONS["tanh"]
+    weights = weight_list(network)
+    activity_init, start = _start(kind, network, x, weights, mults, phi)
+    trainer = mupc.PCTrainer(
+        optimiser=optax.sgd(weight_lr),
+        inference=mupc.DiscreteInference.gradient_descent(lr),  # steps=None: T = H
+        activity_init=activity_init,
+        record_layer_energies=True,
+    )
+    assert trainer.inference.skip_inactive  # the default, ignored from other starts
+    state, metrics = trainer.step(trainer.init(network), x, y)
+
+    final = gd_inference(weights, start, x, y, mults, phi, True, "mse", lr, H)
+
+    def mean_energy(w, acts):
+        return jnp.mean(batch_energies(w, acts, x, y, mults, phi, True, "mse"))
+
+    energy_before, energy_after = mean_energy(weights, start), mean_energy(weights, final)
+    assert int(metrics.inference_steps) == H
+    assert_close(metrics.energy_before, energy_before, dtype=jnp.float64, k=64)
+    assert_close(metrics.energy_after, energy_after, dtype=jnp.float64, k=64)
+    errors, residual = layer_errors(weights, final, x, y, mults, phi, True)
+    per_layer = [0.5 * jnp.mean(jnp.sum(e**2, axis=1)) for e in (*errors, residual)]
+    assert_close(metrics.layer_energies, jnp.stack(per_layer), dtype=jnp.float64,
+                 scale=energy_after, k=64)  # fmt: skip
+    grads = jax.grad(mean_energy)(weights, final)
+    new = [w - weight_lr * g for w, g in zip(weights, grads, strict=True)]
+    for got, want in zip(weight_list(state.network), new, strict=True):
+        assert_close(got, want, dtype=jnp.float64, k=64)
+    if kind != "feedforward":  # the start really is away from the feedforward pass
+        assert float(energy_before) > 2 * float(metrics.loss)
+
+
+@pytest.mark.parametrize("std", [0.3, 2.0])
+def test_normal_init_has_the_requested_spread(std, getkey):
+    """N(0, σ²) with σ = `std`: the sample sd of 8,192 draws is within 5% of σ (its relative
+    sd is 1/√(2m) ≈ 0.8%), so neither σ² nor 1 passes."""
+    network = mupc.ResNet(mupc.NetworkConfig(3, 32, 4, 2), key=getkey(), dtype=jnp.float64)
+    x = np.zeros((64, 3))
+    activities = np.asarray(mupc.NormalInit(std)(network, x, getkey()))
+    assert activities.shape == (4, 64, 32) and activities.dtype == np.float64
+    assert np.std(activities) == pytest.approx(std, rel=0.05)
+    assert abs(np.mean(activities)) < 5 * std / np.sqrt(activities.size)
+    # Independent draws: different layers are not copies of each other.
+    assert abs(np.corrcoef(activities[0].ravel(), activities[1].ravel())[0, 1]) < 0.1
+
+
+def test_default_trainer_step_equals_naive(getkey):
+    """The defaults of `PCTrainer` (Adam 0.1, gradient descent 0.5/64 per example, T = H,
+    feedforward start): the energies and per-layer energies against the naive loop. The
+    energy after inference is below the energy before by the amount the naive loop says."""
     network, x, y = _setup(getkey(), activation="relu")
     trainer = mupc.PCTrainer(record_layer_energies=True)
     _, metrics = trainer.step(trainer.init(network), x, y)
-    assert float(metrics.energy_after) < float(metrics.energy_before)
-    assert metrics.layer_energies.shape == (H + 1,)
-    assert float(jnp.sum(metrics.layer_energies)) == pytest.approx(float(metrics.energy_after))
+    mults = spec_multipliers("mupc", D, N, H, True)
+    phi = ACTIVATIONS["relu"]
+    weights = weight_list(network)
+    start, outputs = feedforward(weights, x, mults, phi, True)
+    final = gd_inference(weights, start, x, y, mults, phi, True, "mse", 0.5 / 64, H)
+    before = jnp.mean(batch_energies(weights, start, x, y, mults, phi, True, "mse"))
+    after = jnp.mean(batch_energies(weights, final, x, y, mults, phi, True, "mse"))
+    loss = 0.5 * np.mean(np.sum((y - np.asarray(outputs)) ** 2, axis=1))
+    assert_close(metrics.loss, loss, dtype=jnp.float64, k=16)
+    assert_close(metrics.energy_before, before, dtype=jnp.float64, k=16)
+    # The decrease itself, compared on its own scale (not hidden under the energy's size).
+    assert_close(
+        metrics.energy_before - metrics.energy_after, before - after, dtype=jnp.float64,
+        scale=before, k=256,
+    )  # fmt: skip
+    assert float(before - after) > 1e-6 * float(before)
+    errors, residual = layer_errors(weights, final, x, y, mults, phi, True)
+    per_layer = [0.5 * jnp.mean(jnp.sum(e**2, axis=1)) for e in (*errors, residual)]
+    assert_close(metrics.layer_energies, jnp.stack(per_layer), dtype=jnp.float64,
+                 scale=before, k=64)  # fmt: skip
 
 
 def test_bp_step_equals_naive_gradient(getkey):

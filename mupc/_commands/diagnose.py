@@ -11,6 +11,14 @@
 
 Data are synthetic (no download): inputs $x \\sim \\mathcal{N}(0, I_D)$ and one-hot labels of
 a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$.
+
+Every random draw comes from `key = jax.random.key(--seed)`, so a run can be recomputed
+independently (the tests do, with NumPy oracles): the network of every grid point from
+`fold_in(key, 2)` (default float dtype), the trainer's state from `fold_in(key, 3)`, the probe
+batch from `synthetic_task(fold_in(key, 1), D, C, size)` (`--examples` rows for `hessian`,
+`--batch-size` rows for `coords` and `theory`) and training batch t = 0, 1, ... from
+`synthetic_task(fold_in(key, 100 + t), D, C, --batch-size)`; the trainer is Adam
+(`--weight-lr`) on the weights and T = H steps of gradient descent (`--activity-lr`).
 """
 
 import csv
