@@ -9,30 +9,15 @@ The methods of one depth are timed interleaved, so their ratios are measured in 
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import optax
+from _machine import machine
 
 import mupc
-
-
-def machine() -> dict:
-    """CPU model, core count and the 1-minute load average, for every printed line."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "load": round(os.getloadavg()[0], 2)}
 
 
 def trainers(epc_lr: float) -> dict:

@@ -8,7 +8,6 @@ Prints one JSON object per line. The step is ReLU, μPC, GD on activities for T 
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _machine import machine
 
 import mupc
-from mupc._inference.discrete import _NUM_PHASES, _phases
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -36,19 +35,14 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _inference_flops(depth: int, width: int, batch: int, steps: int, skip: bool) -> float:
-    """FLOPs of the matmuls actually executed by inference and the weight update."""
+def _dense_flops(depth: int, width: int, batch: int, steps: int) -> float:
+    """FLOPs of the step's matmuls if inference updated every layer in every step (no
+    skipping). Inference skips the layers whose gradient is still exactly zero (at the
+    published settings most of them), so `dense_gflops` = these FLOPs / step time is the rate
+    a step that did all the work would need: above the matmul ceiling, skipping is winning."""
     matmul = 2.0 * batch * width * width
     hidden = depth - 1
-    if skip:
-        layers_per_step = 0
-        phases = _phases(steps, depth, _NUM_PHASES)
-        for first, end, start in phases:
-            active_hidden = depth - start - (1 if start == 0 else 0)
-            layers_per_step += (end - first) * active_hidden
-    else:
-        layers_per_step = steps * hidden
-    inference = 2 * matmul * layers_per_step  # prediction + backward pass per active layer
+    inference = 2 * matmul * steps * hidden  # prediction + backward pass per layer
     feedforward = 3 * matmul * hidden  # forward pass, energy before, energy after
     weight_grad = matmul * hidden
     io = 2.0 * batch * width * (784 + 10) * (steps + 3)
@@ -80,7 +74,7 @@ def bench_step(depth: int, width: int, batch: int, repeats: int, devices: int) -
         return state
 
     step_s = _median_seconds(one_step, repeats)
-    flops = _inference_flops(depth, width, batch, depth, skip=True)
+    flops = _dense_flops(depth, width, batch, depth)
     return {
         "benchmark": "pc_train_step",
         "depth": depth,
@@ -89,7 +83,7 @@ def bench_step(depth: int, width: int, batch: int, repeats: int, devices: int) -
         "inference_steps": depth,
         "compile_s": round(compile_s, 3),
         "step_s": round(step_s, 4),
-        "gflops": round(flops / step_s / 1e9, 1),
+        "dense_gflops": round(flops / step_s / 1e9, 1),
         "loss": float(metrics.loss),
     }
 
@@ -119,7 +113,7 @@ def main():
         result = bench_step(depth, args.width, args.batch, args.repeats, args.devices)
         result["matmul_gflops"] = round(matmul_gflops, 1)
         result["devices"] = jax.device_count()
-        result["machine"] = f"{platform.processor() or platform.machine()}, {jax.devices()[0]}"
+        result.update(machine(), backend=str(jax.devices()[0].platform))
         print(json.dumps(result), flush=True)
 
 

@@ -141,3 +141,47 @@ def test_errors_of_the_top_layers_equal_the_full_errors_below_an_unmoved_layer(g
             network, moved[start:], reference[start:], features[start:], start
         )
         np.testing.assert_allclose(top, full[start:], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("start", [0, 2])
+@pytest.mark.parametrize("loss_name", ["mse", "cross-entropy"])
+@pytest.mark.parametrize("param, skips, activation", COMBOS)
+def test_closed_form_activity_gradient_equals_naive(
+    param, skips, activation, loss_name, start, getkey
+):
+    """`ResNet.energy_gradient` (written out by hand for speed) against automatic
+    differentiation of the naive energy, for the layers above `start` with the layers below at
+    their feedforward activities (how inference calls it when it skips unmoved layers)."""
+    network, x, y, acts = _problem(param, skips, activation, getkey())
+    loss = mupc._loss.resolve_loss(loss_name)
+    naive = _naive(network, acts, x, y, loss_name)
+    reference, _ = network.feedforward(x)
+    top = acts[start:]
+    gradient = network.for_layers_above(start).energy_gradient(
+        top, reference[start:], network.features(reference)[start:], y, loss, start
+    )
+
+    def naive_total(upper):
+        layers = [reference[i] for i in range(start)] + list(upper)
+        return jnp.sum(naive(weight_list(network), layers))
+
+    expected = jnp.stack(jax.grad(naive_total)([top[i] for i in range(H - start)]))
+    assert gradient.shape == top.shape
+    assert_close(gradient, expected, dtype=jnp.float32, k=64)
+
+
+def test_closed_form_activity_gradient_is_exactly_zero_below_the_moved_layers(getkey):
+    """At H = 128, with only the top 5 activities moved off the feedforward pass, the closed
+    form gives bit-exact zeros to every layer more than one below them (no error reaches them)."""
+    config = mupc.NetworkConfig(D, N, 128, C, "relu", "mupc")
+    network = mupc.ResNet(config, key=getkey())
+    x = jax.random.normal(getkey(), (B, D))
+    y = jax.nn.one_hot(jnp.arange(B) % C, C)
+    reference, _ = network.feedforward(x)
+    moved = reference.at[-5:].add(jax.random.normal(getkey(), (5, B, N)))
+    gradient = network.energy_gradient(
+        moved, reference, network.features(reference), y, mupc.MSE(), 0
+    )
+    norms = np.abs(np.asarray(gradient)).reshape(128, -1).max(axis=1)
+    assert np.all(norms[: 128 - 6] == 0.0)
+    assert np.all(norms[-5:] > 0)

@@ -16,7 +16,7 @@ import optax
 from jaxtyping import Array, Int
 
 from .._custom_types import Inputs, Targets
-from .._energy import energy_from_errors, errors_from_changes, local_weight_gradients
+from .._energy import errors_from_changes, local_weight_gradients
 from .._loss import Loss
 from .._network.base import Activities, PCNetwork, per_example_sum
 from .._optimisers import optax_update
@@ -61,13 +61,9 @@ def activity_gradient(
 ) -> Activities:
     """$\\nabla_z \\sum_i F_i$ (each example's gradient of its own energy) for the layers
     $s + 1..H$ given in `activities` (s = `start`; arguments as in
-    `mupc._energy.errors_from_changes`)."""
-
-    def total(top):
-        errors = errors_from_changes(network, top, reference, reference_features, start)
-        return jnp.sum(energy_from_errors(network, top, errors, targets, loss))
-
-    return jax.grad(total)(activities)
+    `mupc._energy.errors_from_changes`): `network.energy_gradient`, automatic differentiation
+    of the energy unless the network has a closed form."""
+    return network.energy_gradient(activities, reference, reference_features, targets, loss, start)
 
 
 def gradient_norms(gradient: Activities) -> Array:

@@ -7,25 +7,18 @@ import optax
 from .._optimisers import optax_update
 from .base import InferenceResult, InferenceSolver, activity_gradient, minimise
 
-# Number of static phases used to skip layers whose activity gradient is still zero.
-_NUM_PHASES = 8
+# The sizes of the blocks of top layers that inference updates, as fractions of the depth H
+# (rounded up): finer at the top, where the moving layers usually stay (in float32 most layers
+# never move, e.g. 9 of 128 with the published ReLU setting); at most this many compiled loop
+# bodies whatever H is (fewer when H is small).
+_BUCKET_FRACTIONS = (1 / 16, 3 / 32, 1 / 8, 3 / 16, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)
 
 
-def _phases(steps: int, depth: int, num_phases: int) -> list[tuple[int, int, int]]:
-    """Static schedule `(first_step, end_step, first_active_layer)` for skipping layers.
-
-    From a feedforward start at step t only the top t + 1 layers have a non-zero gradient,
-    so the steps are cut into at most `num_phases` chunks; in each chunk only the layers
-    that can be active by its last step are updated.
-    """
-    chunk = max(1, -(-depth // num_phases))
-    phases, t = [], 0
-    while t < steps:
-        active = min(t + chunk, depth)
-        end = steps if active == depth else min(t + chunk, steps)
-        phases.append((t, end, depth - active))
-        t = end
-    return phases
+def _bucket_starts(depth: int) -> list[int]:
+    """The first layer (0-based) of each block of top layers, smallest block first: for H =
+    128 the blocks hold the top 8, 12, 16, 24, 32, 48, 64, 96 and 128 layers."""
+    sizes = sorted({max(1, int(-(-depth * fraction // 1))) for fraction in _BUCKET_FRACTIONS})
+    return [depth - size for size in sizes]
 
 
 def _slice_state(state, full_shape, start):
@@ -39,6 +32,22 @@ def _merge_state(full_state, top_state, full_shape, start):
         full_state,
         top_state,
     )
+
+
+def _lowest_changed(low, current, initial):
+    """`low` - 1 if layer `low` - 1 (0-based row `low` - 1) of any leaf of `current` shaped
+    like the activities differs from `initial`, else `low`: the gradient of a step reaches at
+    most one layer further down."""
+    shape = jnp.shape(initial[0])
+    row = jnp.maximum(low - 1, 0)
+    changed = jnp.asarray(False)
+    for now, then in zip(jax.tree.leaves(current), jax.tree.leaves(initial), strict=True):
+        if jnp.shape(now) == shape:
+            changed |= jnp.any(
+                jax.lax.dynamic_index_in_dim(now, row, keepdims=False)
+                != jax.lax.dynamic_index_in_dim(then, row, keepdims=False)
+            )
+    return jnp.where(changed & (low > 0), low - 1, low)
 
 
 class DiscreteInference(InferenceSolver):
@@ -100,27 +109,44 @@ class DiscreteInference(InferenceSolver):
             final, taken = minimise(self.optimiser, gradient, activities, num_steps, self.tolerance)
             return InferenceResult(final, taken)
         state = self.optimiser.init(activities)
-        if self.skip_inactive and feedforward_start and network.supports_layer_slicing:
-            phases = _phases(num_steps, network.num_layers, _NUM_PHASES)
-        else:
-            phases = [(0, num_steps, 0)] if num_steps > 0 else []
-        # A Python loop over at most _NUM_PHASES static phases, not over steps or layers.
-        for first_step, end_step, start in phases:
-            top = activities if start == 0 else activities[start:]
-            top_ref = reference if start == 0 else reference[start:]
-            top_features = features if start == 0 else features[start:]
-            top_state = state if start == 0 else _slice_state(state, activities.shape, start)
+        depth = network.num_layers
+        skipping = self.skip_inactive and feedforward_start and network.supports_layer_slicing
+        starts = _bucket_starts(depth) if skipping else [0]
+        # `low`: the lowest layer whose activity or optimiser state differs from the start (H:
+        # none yet). Every layer below it still has its feedforward activity and an untouched
+        # optimiser state, so only layers low - 1, ..., H can have a non-zero gradient in the
+        # next step (layer low - 1 through the error of layer low). Each bucket's loop runs
+        # while that block fits in it; `low` only decreases, so the buckets run smallest first,
+        # once each.
+        # A Python loop over at most len(_BUCKET_FRACTIONS) static sizes, not over steps or layers.
+        carry = (jnp.asarray(0, jnp.int32), jnp.asarray(depth, jnp.int32), activities, state)
+        for start in starts:
+            phase_network = network.for_layers_above(start)
 
-            def iteration(_, carry, top_ref=top_ref, top_features=top_features, start=start):
-                top, top_state = carry
-                grad = activity_gradient(network, top, top_ref, top_features, targets, loss, start)
+            def fits(carry, start=start):
+                step, low = carry[0], carry[1]
+                return (step < num_steps) & ((low - 1 >= start) | (start == 0))
+
+            def iteration(carry, start=start, phase_network=phase_network):
+                step, low, full, full_state = carry
+                top = full if start == 0 else full[start:]
+                top_state = (
+                    full_state if start == 0 else _slice_state(full_state, full.shape, start)
+                )
+                top_ref = reference if start == 0 else reference[start:]
+                top_features = features if start == 0 else features[start:]
+                grad = activity_gradient(
+                    phase_network, top, top_ref, top_features, targets, loss, start
+                )
                 updates, top_state = optax_update(self.optimiser, grad, top_state, top)
-                return optax.apply_updates(top, updates), top_state
+                top = optax.apply_updates(top, updates)
+                if start > 0:
+                    top = full.at[start:].set(top)
+                    top_state = _merge_state(full_state, top_state, full.shape, start)
+                if skipping:
+                    low = _lowest_changed(low, (top, top_state), (activities, state))
+                return step + 1, low, top, top_state
 
-            top, top_state = jax.lax.fori_loop(first_step, end_step, iteration, (top, top_state))
-            if start == 0:
-                activities, state = top, top_state
-            else:
-                activities = activities.at[start:].set(top)
-                state = _merge_state(state, top_state, activities.shape, start)
+            carry = jax.lax.while_loop(fits, iteration, carry)
+        activities = carry[2]
         return InferenceResult(activities, jnp.asarray(num_steps, jnp.int32))

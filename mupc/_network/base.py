@@ -159,6 +159,49 @@ class PCNetwork(eqx.Module):
         """$\\phi(z)$ for every layer."""
         return jax.tree.map(self.activation, activities)
 
+    def for_layers_above(self, start: int) -> "PCNetwork":
+        """This network prepared for the `energy_gradient(..., start)` calls of an inference
+        loop: a network that `supports_layer_slicing` may return a copy whose per-layer weights
+        are cut to the layers above `start` once, outside the loop (XLA would otherwise copy
+        the slice in every step). Only `energy_gradient` and `predict` with the same `start`
+        may be called on the copy. Default: the network itself."""
+        return self
+
+    def energy_gradient(
+        self,
+        activities: Activities,
+        reference: Activities,
+        reference_features: Activities,
+        targets: Array,
+        loss: Any,
+        start: int = 0,
+    ) -> Activities:
+        """$\\nabla_z \\sum_i F_i$, each example's gradient of its own energy with respect to
+        its activities, with the errors computed exactly from the changes relative to the
+        feedforward pass (`mupc._energy.errors_from_changes`).
+
+        The default differentiates the energy automatically. A network may override it with
+        a closed form (`ResNet` does, for speed); an override must keep the exact zeros: a
+        layer whose error and the error above it are exactly 0, and which gets no loss
+        gradient, has a gradient of exactly 0.
+
+        **Arguments:**
+
+        - `activities`: $z$ of layers $s + 1..H$ (all layers when s = 0).
+        - `reference`, `reference_features`: $\\bar z$ and $\\phi(\\bar z)$ of the same layers.
+        - `targets`, `loss`: the clamped targets and the output energy (a `mupc.Loss`).
+        - `start`: s; s > 0 needs `supports_layer_slicing` and means $z_s = \\bar z_s$.
+
+        **Returns:** a pytree like `activities`.
+        """
+        from .._energy import energy_from_errors, errors_from_changes
+
+        def total(top):
+            errors = errors_from_changes(self, top, reference, reference_features, start)
+            return jnp.sum(energy_from_errors(self, top, errors, targets, loss))
+
+        return jax.grad(total)(activities)
+
     def __call__(self, inputs: Array) -> Array:
         """$\\hat y$ for a batch of inputs."""
         return self.feedforward(inputs)[1]

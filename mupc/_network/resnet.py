@@ -244,7 +244,8 @@ class ResNet(PCNetwork):
         $\\tau s_{l-1} + a_l W_l f_{l-1}$, one batched matrix product over the layers."""
         if start > 0 and inputs is not None:
             raise ValueError("`inputs` must be None when `start` > 0 (the layer below is fixed).")
-        branch = jnp.einsum("lbn,lmn->lbm", features[:-1], self.hidden_weights[start:])
+        weights = self._weights_below(jax.tree.leaves(features)[0].shape[0], start)
+        branch = jnp.einsum("lbn,lmn->lbm", features[:-1], weights)
         rest = self.skip * states[:-1] + self.multipliers.hidden * branch
         # Shift down one layer with `pad`, not `concatenate`: the same values, but a layer-sharded
         # `pad` partitions into one boundary transfer, a `concatenate` into all-to-alls.
@@ -252,6 +253,72 @@ class ResNet(PCNetwork):
         if inputs is None:
             return shifted
         return shifted.at[0].set(self.first_prediction(inputs))
+
+    def _weights_below(self, rows: int, start: int) -> Float[Array, "layers width width"]:
+        """The weights $W_{s+2}, \\dots, W_H$ predicting the rows above the first of `rows`
+        activity rows for layers $s + 1..H$: the last `rows` - 1 matrices of the stack, which
+        is all of it for a network from `for_layers_above(start)`."""
+        stacked = self.hidden_weights.shape[0]
+        if stacked == self.config.depth - 1 and rows == self.config.depth - start:
+            return self.hidden_weights[start:]
+        if stacked == rows - 1:  # already cut by `for_layers_above`
+            return self.hidden_weights
+        raise ValueError(
+            f"{rows} activity rows from layer {start + 1} do not fit {stacked} stacked weights "
+            f"of a network of depth {self.config.depth}."
+        )
+
+    def for_layers_above(self, start: int) -> "ResNet":
+        """A copy whose stacked weights are cut to $W_{s+2}, \\dots, W_H$ once, for the
+        `energy_gradient(..., start)` calls of an inference loop (XLA would otherwise copy
+        the slice in every step). Only `energy_gradient` and `predict` with this `start`
+        may be called on it."""
+        if start == 0:
+            return self
+        return eqx.tree_at(lambda n: n.hidden_weights, self, self.hidden_weights[start:])
+
+    def energy_gradient(self, activities, reference, reference_features, targets, loss, start=0):
+        """$\\nabla_z \\sum_i F_i$ in closed form (the interface's automatic differentiation,
+        written out so that XLA makes fewer passes over the (layers, B, N) arrays). With
+        $\\Delta z = z - \\bar z$, $\\Delta\\phi = \\phi(z) - \\phi(\\bar z)$ and rows $j = 0..n-1$
+        for the layers $s + 1..H$:
+
+        $$\\varepsilon_0 = \\Delta z_0, \\qquad \\varepsilon_{j} = \\Delta z_{j} - \\big(\\tau
+        \\Delta z_{j-1} + a_l W_{s+j} \\Delta\\phi_{j-1}\\big),$$
+
+        $$\\nabla_{z_j} = \\varepsilon_j - \\tau \\varepsilon_{j+1} + \\phi'(z_j) \\odot
+        g_j, \\qquad g_j = -a_l W_{s+j+1}^\\top \\varepsilon_{j+1}\\ (j < n - 1),\\quad
+        g_{n-1} = \\partial \\ell / \\partial \\phi(z_H).$$
+
+        The errors are computed with the same operations as `errors_from_changes`, so they
+        are the same numbers; the gradient equals automatic differentiation up to the order of
+        float additions, and is exactly 0 wherever both errors are 0 and no loss gradient
+        arrives. Every full-size array is read elementwise by the final expression, so XLA
+        updates the activities in place (no copy of the activities per step)."""
+        z, a = activities, self.multipliers.hidden
+        weights = self._weights_below(z.shape[0], start)
+        # ε_j for j ≥ 1: the same operations as `errors_from_changes` (which gives ε_0 = Δz_0:
+        # the layer below the first row and the inputs are fixed).
+        branch = jnp.einsum(
+            "lbn,lmn->lbm", self.activation(z[:-1]) - reference_features[:-1], weights
+        )
+        change_below = z[:-1] - reference[:-1]
+        upper = (z[1:] - reference[1:]) - (self.skip * change_below + a * branch)
+        back = jnp.einsum("lbm,lmn->lbn", upper, weights)
+
+        def output_energy(top_features):
+            outputs = self.multipliers.output * (top_features @ self.output_weights.T)
+            return jnp.sum(loss(outputs, targets))
+
+        top_grad = jax.grad(output_energy)(self.activation(z[-1]))
+        feature_grad = jnp.concatenate([-a * back, top_grad[None]])
+        # Row 0's error Δz_0, written as a select over all rows (reading only the (B, N) row of
+        # the reference), so that `z` is read elementwise and the update can happen in place.
+        first_row = np.arange(z.shape[0]).reshape(-1, 1, 1) == 0  # a constant, not a kernel
+        errors = jnp.where(first_row, z - reference[:1], jnp.pad(upper, ((1, 0), (0, 0), (0, 0))))
+        errors_above = jnp.pad(upper, ((0, 1), (0, 0), (0, 0)))
+        _, activation_vjp = jax.vjp(self.activation, z)
+        return errors - self.skip * errors_above + activation_vjp(feature_grad)[0]
 
     def readout(self, activities: Activities) -> Outputs:
         """$\\hat y = a_L W_L \\phi(z_H)$, from activities whose last row is $z_H$."""

@@ -67,7 +67,7 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="mupc-parent-watch", daemon=True).start()
 
 
-def _worker(connection: Connection, parent_pid: int, core: int | None, env: dict) -> None:
+def _worker(connection: Connection, parent_pid: int, cores: list[int], env: dict) -> None:
     """A worker's main loop: receive `(key, function, args)`, send `(key, ok, result)`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -80,8 +80,9 @@ def _worker(connection: Connection, parent_pid: int, core: int | None, env: dict
         from tqdm import tqdm
 
         tqdm.set_lock(threading.RLock())
-        if core is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {core})
+        if cores and hasattr(os, "sched_setaffinity"):
+            # Before JAX starts: XLA sizes its thread pool to the cores this process may use.
+            os.sched_setaffinity(0, set(cores))
         while True:
             try:
                 task = connection.recv()
@@ -104,31 +105,42 @@ def _worker(connection: Connection, parent_pid: int, core: int | None, env: dict
         os._exit(0)
 
 
+def core_groups(cores: list[int], workers: int) -> list[list[int]]:
+    """Disjoint groups of `cores`, one per worker (worker i gets `cores[i::workers]`; a core
+    is shared in turn when there are more workers than cores; empty groups when `cores` is
+    empty)."""
+    if not cores:
+        return [[] for _ in range(workers)]
+    if workers >= len(cores):
+        return [[cores[i % len(cores)]] for i in range(workers)]
+    return [cores[i::workers] for i in range(workers)]
+
+
 class WorkerPool:
     """`workers` spawned processes running tasks one at a time.
 
     **Arguments:**
 
     - `workers`: number of processes.
-    - `cores`: CPU cores to pin the workers to, one each in turn (empty: no pinning).
+    - `cores`: CPU cores to pin the workers to (empty: no pinning), shared out so that the
+      workers get disjoint groups of them: worker i gets `cores[i::workers]`, e.g. one core
+      each when there are as many workers as cores, both cores of a 2-core machine for a
+      single worker.
     - `env`: environment variables set in each worker before its first task.
     """
 
     def __init__(self, workers: int, cores: list[int] | None = None, env: dict | None = None):
         self._context = multiprocessing.get_context("spawn")
-        self._cores = list(cores or [])
+        self._groups = core_groups(list(cores or []), workers)
         self._env = dict(env or {})
-        self._started = 0
         self._workers: list[tuple[Any, Connection]] = []
-        for _ in range(workers):
-            self._workers.append(self._start())
+        for index in range(workers):
+            self._workers.append(self._start(index))
 
-    def _start(self):
+    def _start(self, index: int):
         parent, child = self._context.Pipe()
-        core = self._cores[self._started % len(self._cores)] if self._cores else None
-        self._started += 1
         process = self._context.Process(
-            target=_worker, args=(child, os.getpid(), core, self._env), daemon=True
+            target=_worker, args=(child, os.getpid(), self._groups[index], self._env), daemon=True
         )
         # The child inherits the blocked SIGINT and ignores it before unblocking it, so a
         # Ctrl-C while it starts cannot print a traceback there; here it is delivered after.
@@ -175,7 +187,7 @@ class WorkerPool:
                     process.join()
                     key = busy.pop(index)
                     connection.close()
-                    self._workers[index] = self._start()
+                    self._workers[index] = self._start(index)
                     idle.append(index)
                     done(key, False, f"the worker process died (exit code {process.exitcode})")
 

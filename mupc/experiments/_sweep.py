@@ -56,8 +56,11 @@ SUMMARY_COLUMNS = (
     "seconds_per_step",
 )
 BACKENDS = ("local", "ray")
-# Each worker process keeps Eigen on its own thread and is pinned to one core: W workers use
-# W cores without oversubscribing them.
+# Each worker process is pinned to its own cores (one each when there are as many workers as
+# cores) and XLA sizes its thread pool to them, so W workers never oversubscribe the machine;
+# fewer workers than cores (`--workers`, or fewer runs to do than cores) share the cores out,
+# e.g. a single remaining run gets every core. A worker with one core also keeps Eigen on its
+# own thread.
 WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 WORKER_ENV = {"XLA_FLAGS": WORKER_XLA_FLAGS, "OMP_NUM_THREADS": "1"}
 
@@ -296,7 +299,9 @@ def _run_in_pool(todo: list[SweepRun], out: Path, workers: int, finished) -> Non
     from ._pool import WorkerPool
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pool = WorkerPool(min(workers, len(todo)), cores, WORKER_ENV)
+    workers = min(workers, len(todo))
+    env = WORKER_ENV if workers >= len(cores) else {}
+    pool = WorkerPool(workers, cores, env)
     tasks = [
         (run, _execute, (run.config.to_dict(), str(out / "runs" / run.run_id))) for run in todo
     ]
