@@ -41,10 +41,10 @@ def test_epc_from_the_command_line_uses_error_inference(tmp_path):
     out, summary = _train(tmp_path, "--inference", "epc", "-H", "4")
     stored = json.loads((out / "config.json").read_text())["run"]
     assert stored["inference"] == "epc"
-    assert stored["activity_lr"] == 0.1 and stored["lr"] == 0.01  # ePC's defaults
+    assert stored["activity_lr"] == 0.001 and stored["lr"] == 0.05  # ePC's defaults
     trainer = build_trainer(RunConfig.from_dict(stored))
     assert isinstance(trainer.inference, mupc.ErrorInference)
-    assert trainer.inference.steps == 5 and trainer.inference.weight_gradient == "local"
+    assert trainer.inference.steps == 1 and trainer.inference.weight_gradient == "local"
     config = dataclasses.replace(
         RunConfig.from_dict(stored), inference_steps=2, weight_gradient="reparameterised"
     )

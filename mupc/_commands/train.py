@@ -136,7 +136,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--inference-steps",
         "-T",
         type=non_negative_int,
-        help="inference steps T (default T = H; ePC: 5)",
+        help="inference steps T (default T = H; ePC: 1)",
     )
     train.add_argument("--loss", choices=_config.LOSS_NAMES, default=defaults.loss)
     train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)

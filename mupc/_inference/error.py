@@ -24,8 +24,10 @@ from .._network.base import per_example_sum
 from .base import InferenceResult, InferenceSolver, minimise
 
 WeightGradient = Literal["local", "reparameterised"]
-DEFAULT_STEPS = 5
-"""T when none is given: ePC reaches every layer in one step, so a few steps suffice."""
+DEFAULT_STEPS = 1
+"""T when none is given: ePC reaches every layer in one step, and at H = 128 one small step
+beats more (docs/tutorials/epc.md: the perturbation of the states grows with the number of
+steps and with depth, and pulls the weight gradient away from backprop's)."""
 
 
 def _error_energy(network, errors, inputs, targets, loss):
@@ -42,7 +44,7 @@ class ErrorInference(InferenceSolver):
     **Arguments:**
 
     - `optimiser`: an `optax.GradientTransformation` acting on the errors.
-    - `steps`: T, the number of iterations (default 5).
+    - `steps`: T, the number of iterations (default 1).
     - `tolerance`: if given, stop early once every example's gradient norm is below it.
     - `weight_gradient`: how the weights learn from the final errors:
       `"local"` (default): the PC gradient $\\partial F / \\partial W$ of the standard PC
