@@ -230,3 +230,96 @@ def test_wrong_image_shape_is_refused():
     trainer = mupc.PCTrainer()
     with pytest.raises(ValueError, match=r"\(batch, 8, 6, 2\).*NHWC"):
         trainer.step(trainer.init(network), np.zeros((4, 2, 8, 6)), np.eye(3)[[0, 1, 2, 0]])
+
+
+def _diagnosed_conv(depth, width, side, classes, seed=0):
+    """The conv network and probe batch that `mupc diagnose ... --network conv --stages 2`
+    measures at one grid point (the documented seeding of `mupc/_commands/diagnose.py`)."""
+    from helpers import diagnose_batch
+
+    from mupc.experiments import RunConfig
+
+    config = RunConfig(
+        network="conv", depth=depth, width=width, stages=2, activation="relu",
+        parameterisation="mupc",
+    )  # fmt: skip
+    key = jax.random.fold_in(jax.random.key(seed), 2)
+    network = config.build_network((side, side, 1), classes, key=key, dtype=None)
+    x, y = diagnose_batch(seed, 1, side * side, classes, 1)
+    return network, x.reshape(1, side, side, 1), y
+
+
+def test_cli_hessian_of_a_conv_network_equals_the_naive_dense_hessian(tmp_path):
+    from helpers import read_csv
+
+    from mupc._cli import main
+
+    code = main(
+        [
+            "diagnose", "hessian", "--network", "conv", "--input-dim", "16", "--output-dim",
+            "3", "--widths", "2", "--depths", "1", "2", "--params", "mupc", "--activation",
+            "relu", "--train-steps", "0", "--out", str(tmp_path), "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = read_csv(tmp_path / "hessian.csv")
+    assert [(r["depth"], r["skips"], r["method"]) for r in rows] == [
+        ("1", "True", "dense"),
+        ("2", "True", "dense"),
+    ]
+    for row in rows:
+        network, x, y = _diagnosed_conv(int(row["depth"]), 2, 4, 3)
+        acts, _ = network.feedforward(x)
+        flat, unravel = jax.flatten_util.ravel_pytree(acts)
+
+        def energy(f, network=network, unravel=unravel, x=x, y=y):
+            return energies(network, unstack(unravel(f)), x, y)[0]
+
+        hessian = jax.hessian(energy)(flat)
+        eigenvalues = np.linalg.eigvalsh(np.asarray(hessian))
+        np.testing.assert_allclose(float(row["lambda_min"]), eigenvalues[0], rtol=1e-8)
+        np.testing.assert_allclose(float(row["lambda_max"]), eigenvalues[-1], rtol=1e-8)
+        np.testing.assert_allclose(
+            float(row["condition_number"]), eigenvalues[-1] / eigenvalues[0], rtol=1e-6
+        )
+
+
+def test_cli_coords_of_a_conv_network_starts_from_the_naive_forward_pass(tmp_path):
+    from helpers import read_csv
+
+    from mupc._cli import main
+
+    code = main(
+        [
+            "diagnose", "coords", "--network", "conv", "--input-dim", "16", "--output-dim", "3",
+            "--widths", "2", "--depths", "2", "--params", "mupc", "--steps", "2",
+            "--batch-size", "1", "--out", str(tmp_path), "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    rows = read_csv(tmp_path / "coords.csv")
+    network, _, _ = _diagnosed_conv(2, 2, 4, 3)
+    from helpers import diagnose_batch
+
+    x, _ = diagnose_batch(0, 1, 16, 3, 1)  # `_task(args, key, 1)`: the coords batch
+    naive_acts, naive_outputs = forward(network, x.reshape(1, 4, 4, 1))
+    expected = [float(np.sqrt(np.mean(np.asarray(a) ** 2))) for a in naive_acts]
+    expected.append(float(np.sqrt(np.mean(np.asarray(naive_outputs) ** 2))))
+    activity = [r for r in rows if r["quantity"] == "activity" and r["step"] == "0"]
+    assert [int(r["layer"]) for r in activity] == list(range(1, network.num_layers + 2))
+    np.testing.assert_allclose([float(r["rms"]) for r in activity], expected, rtol=1e-8)
+    # Every quantity at both recorded steps.
+    from mupc._diagnostics.coords import QUANTITIES
+
+    assert {(r["quantity"], r["step"]) for r in rows} == {(q, s) for q in QUANTITIES for s in "01"}
+
+
+def test_cli_conv_diagnostics_need_square_images(tmp_path, capsys):
+    from mupc._cli import main
+
+    code = main(
+        ["diagnose", "coords", "--network", "conv", "--input-dim", "15", "--out", str(tmp_path)]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "square" in error and "got 15" in error

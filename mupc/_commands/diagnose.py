@@ -102,14 +102,50 @@ def _task(args, key, index: int):
     """The synthetic batch number `index` of the run seeded by `key` (`--batch-size` rows)."""
     import jax
 
-    return synthetic_task(
-        jax.random.fold_in(key, index), args.input_dim, args.output_dim, args.batch_size
+    return _shaped(
+        args,
+        synthetic_task(
+            jax.random.fold_in(key, index), args.input_dim, args.output_dim, args.batch_size
+        ),
     )
 
 
-def _network(args, param, width, depth, skips, key):
-    from .._network import NetworkConfig, ResNet
+def _image_side(args) -> int:
+    """For `--network conv`: the side of the square one-channel images that `--input-dim` D
+    pixels make (D must be a square)."""
+    side = math.isqrt(args.input_dim)
+    if side * side != args.input_dim:
+        raise ValueError(
+            f"--network conv needs --input-dim to be a square number of pixels (side × side "
+            f"images), got {args.input_dim}."
+        )
+    return side
 
+
+def _shaped(args, task):
+    """A synthetic `(inputs, targets)` batch with the inputs as (B, side, side, 1) images for
+    `--network conv` (the same numbers, reshaped), else unchanged."""
+    inputs, targets = task
+    if getattr(args, "network", "mlp") == "conv":
+        side = _image_side(args)
+        inputs = inputs.reshape(inputs.shape[0], side, side, 1)
+    return inputs, targets
+
+
+def _network(args, param, width, depth, skips, key):
+    """The network of one grid point: the residual MLP, or with `--network conv` the conv
+    ResNet with `--stages` stages of `depth` blocks, `width` channels in the first stage (the
+    conv network always has skips)."""
+    from .._network import NetworkConfig, ResNet
+    from ..experiments._config import RunConfig
+
+    if getattr(args, "network", "mlp") == "conv":
+        config = RunConfig(
+            network="conv", depth=depth, width=width, stages=args.stages,
+            activation=args.activation, parameterisation=param,
+        )  # fmt: skip
+        side = _image_side(args)
+        return config.build_network((side, side, 1), args.output_dim, key=key, dtype=None)
     config = NetworkConfig(
         args.input_dim, width, depth, args.output_dim, args.activation, param, skips
     )
@@ -163,9 +199,9 @@ def _method(args, dim: int):
 def _spectrum_rows(args, network, probe, step, base):
     import jax
 
-    from .._diagnostics.hessian import hessian_spectrum
+    from .._diagnostics.hessian import _activity_dim, hessian_spectrum
 
-    name, method = _method(args, network.config.depth * network.config.width)
+    name, method = _method(args, _activity_dim(network, probe[0]))
     start = time.perf_counter()
     spectrum = hessian_spectrum(network, *probe, method=method, key=jax.random.key(args.seed))
     spectrum.condition_number.block_until_ready()
@@ -190,14 +226,16 @@ def _spectrum_rows(args, network, probe, step, base):
 def _run_hessian(args) -> int:
     import jax
 
-    from .._diagnostics.hessian import track_hessian
+    from .._diagnostics.hessian import _activity_dim, track_hessian
 
     out = Path(args.out)
     key = jax.random.key(args.seed)
-    probe = synthetic_task(
-        jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.examples
+    probe = _shaped(
+        args,
+        synthetic_task(jax.random.fold_in(key, 1), args.input_dim, args.output_dim, args.examples),
     )
-    variants = [(p, s) for p in args.params for s in (True, False)]
+    skip_variants = (True,) if args.network == "conv" else (True, False)
+    variants = [(p, s) for p in args.params for s in skip_variants]
     rows = []
     sweep = [(p, s, n, h) for p, s in variants for n in args.widths for h in args.depths]
     for param, skips, width, depth in _progress(sweep, args, "hessian sweep"):
@@ -213,21 +251,25 @@ def _run_hessian(args) -> int:
             trainer = _trainer(args)
             state = trainer.init(network, jax.random.fold_in(key, 3))
             batches = (
-                synthetic_task(
-                    jax.random.fold_in(key, 100 + t),
-                    args.input_dim,
-                    args.output_dim,
-                    args.batch_size,
+                _shaped(
+                    args,
+                    synthetic_task(
+                        jax.random.fold_in(key, 100 + t),
+                        args.input_dim,
+                        args.output_dim,
+                        args.batch_size,
+                    ),
                 )
                 for t in range(args.train_steps)
             )
+            dim = _activity_dim(network, probe[0])
             base = dict(
                 param=param, skips=skips, activation=args.activation, width=width, depth=depth
             )
             run_rows: list[dict[str, Any]] = []
 
-            def record(step, spectrum, base=base, run_rows=run_rows, width=width, depth=depth):
-                name, _ = _method(args, width * depth)
+            def record(step, spectrum, base=base, run_rows=run_rows, dim=dim):
+                name, _ = _method(args, dim)
                 for i in range(spectrum.condition_number.shape[0]):
                     run_rows.append(
                         {
@@ -242,7 +284,7 @@ def _run_hessian(args) -> int:
                         }
                     )
 
-            _, method = _method(args, width * depth)
+            _, method = _method(args, dim)
             track_hessian(
                 trainer,
                 state,
@@ -672,6 +714,16 @@ def _common(parser, widths, depths, params, activation, activations=_ACTIVATIONS
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _network_arguments(parser) -> None:
+    parser.add_argument(
+        "--network", choices=("mlp", "conv"), default="mlp",
+        help="mlp: the residual MLP (default); conv: the conv ResNet, on side × side one-channel "
+        "images with side² = --input-dim (widths: channels of the first stage, depths: residual "
+        "blocks per stage)",
+    )  # fmt: skip
+    parser.add_argument("--stages", type=positive_int, default=2, help="conv: stages")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "diagnose", help="activity-Hessian conditioning, coordinate checks, linear theory"
@@ -680,11 +732,13 @@ def register(subparsers) -> None:
 
     hessian = sub.add_parser("hessian", help="condition number of the activity Hessian")
     _common(hessian, [16, 32, 64], [4, 8, 16], ["sp", "mupc"], "linear")
+    _network_arguments(hessian)
     hessian.add_argument(
         "--method",
         choices=["auto", "dense", "lanczos"],
         default="auto",
-        help="auto: dense when H·N ≤ --dense-max, else Lanczos",
+        help="auto: dense when the activities of one example (H·N for the MLP) number at most "
+        "--dense-max, else Lanczos",
     )
     hessian.add_argument("--dense-max", type=positive_int, default=2048)
     hessian.add_argument("--iterations", type=positive_int, default=256, help="Lanczos steps")
@@ -706,6 +760,7 @@ def register(subparsers) -> None:
 
     coords = sub.add_parser("coords", help="per-layer RMS coordinate check")
     _common(coords, [32, 64, 128, 256], [4, 32], ["sp", "mupc", "ntp"], "relu")
+    _network_arguments(coords)
     coords.add_argument("--steps", type=positive_int, default=3, help="training steps recorded")
     coords.add_argument("--no-skips", dest="skips", action="store_false")
     coords.set_defaults(run=_run_coords)
