@@ -63,12 +63,14 @@ class DiscreteInference(InferenceSolver):
     - `steps`: T, the number of iterations; None means T = H (the published choice).
     - `tolerance`: if given, stop early once every example's activity-gradient norm
       $\\lVert\\nabla_{z^{(i)}} F_i\\rVert$ is below it.
-    - `skip_inactive`: from a feedforward start, skip layers whose gradient is still exactly
-      zero (at step t only the top t + 1 layers can move). Bit-for-bit equal to the full
-      computation for the skipped layers (their errors are exactly zero) for any optimiser
-      whose update is zero while every gradient so far has been zero (sgd, momentum, Adam,
-      ...). Used only where the network supports layer slicing (the residual MLP); ignored
-      with a `tolerance` or a non-feedforward start.
+    - `skip_inactive`: from a feedforward start, update only the smallest block of top
+      layers that holds every layer that has moved and the one below the lowest of them
+      (found exactly at every step; a layer gets a non-zero gradient only once the layer
+      above it has moved). The skipped layers would get exactly zero updates, so the result
+      equals the full computation for any optimiser whose update is zero while every
+      gradient so far has been zero (sgd, momentum, Adam, ...). Used only where the network
+      supports layer slicing (the residual MLP); ignored with a `tolerance` or a
+      non-feedforward start.
     """
 
     optimiser: optax.GradientTransformation
