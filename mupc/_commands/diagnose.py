@@ -10,7 +10,10 @@
   several inference settings side by side, on real digits (`signal.csv`, `signal.png`).
 
 Data are synthetic (no download): inputs $x \\sim \\mathcal{N}(0, I_D)$ and one-hot labels of
-a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$.
+a random linear teacher, $y = \\text{onehot}(\\arg\\max_k (T x)_k)$. With `--network conv`
+(`hessian`, `coords`) the same inputs are reshaped to √D × √D × 1 images and each grid point
+is the conv ResNet with `--stages` stages, the width as the first stage's channels and the
+depth as the residual blocks per stage (always with skips).
 
 Every random draw comes from `key = jax.random.key(--seed)`, so a run can be recomputed
 independently (the tests do, with NumPy oracles): the network of every grid point from
