@@ -143,9 +143,19 @@ def test_errors_of_the_top_layers_equal_the_full_errors_below_an_unmoved_layer(g
         np.testing.assert_allclose(top, full[start:], rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("start", [0, 2])
-@pytest.mark.parametrize("loss_name", ["mse", "cross-entropy"])
-@pytest.mark.parametrize("param, skips, activation", COMBOS)
+# Every skips × activation pair with both losses and both starts, the parameterisations taken
+# in turn (they change only the multipliers): 24 cases rather than 72.
+CLOSED_FORM_CASES = [
+    (["sp", "mupc", "ntp"][i % 3], skips, activation, loss_name, start)
+    for i, (skips, activation, loss_name, start) in enumerate(
+        itertools.product(
+            [True, False], ["linear", "tanh", "relu"], ["mse", "cross-entropy"], [0, 2]
+        )
+    )
+]
+
+
+@pytest.mark.parametrize("param, skips, activation, loss_name, start", CLOSED_FORM_CASES)
 def test_closed_form_activity_gradient_equals_naive(
     param, skips, activation, loss_name, start, getkey
 ):
