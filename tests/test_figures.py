@@ -34,10 +34,34 @@ def _depth_rows():
     return rows
 
 
-def test_depth_figure_is_a_png(tmp_path):
-    path = depth_figure(_depth_rows(), tmp_path / "depth.png", title="test")
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and len(data) > 5000
+def test_depth_figure_plots_mean_and_sd_per_method(tmp_path, saved_figures):
+    """The plotted points are the mean ± sd over seeds of the test accuracy in percent, at
+    each depth; diverged runs are crosses labelled with their count, not points."""
+    rows = _depth_rows()
+    path = depth_figure(rows, tmp_path / "depth.png", title="test")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    (figure,) = saved_figures
+    (axis,) = figure.axes
+    plotted = {container.get_label(): container for container in axis.containers}
+    assert sorted(plotted) == ["BP", "PC", "μPC"]
+    for method, base in (("PC", 50.0), ("μPC", 90.0), ("BP", 95.0)):
+        line, _, (bars,) = plotted[method].lines
+        depths = [8, 16] if method == "PC" else [8, 16, 32]  # PC diverged at H = 32
+        seeds = np.array([base, base + 1.0])  # accuracy + 0.01·seed, in percent
+        np.testing.assert_allclose(
+            np.asarray(line.get_ydata(), float), [seeds.mean()] * len(depths), rtol=1e-12
+        )
+        # x = H·2^offset: the offsets separate the methods but keep the depth ratios.
+        x = np.asarray(line.get_xdata(), float)
+        np.testing.assert_allclose(x / x[0], np.array(depths) / depths[0], rtol=1e-12)
+        for segment in bars.get_segments():  # vertical bar from mean − sd to mean + sd
+            np.testing.assert_allclose(
+                segment[:, 1], [seeds.mean() - seeds.std(), seeds.mean() + seeds.std()],
+                rtol=1e-12,
+            )  # fmt: skip
+    crosses = [line for line in axis.lines if line.get_marker() == "x" and len(line.get_xdata())]
+    assert len(crosses) == 1 and list(crosses[0].get_ydata()) == [2]
+    assert [text.get_text() for text in axis.texts] == ["2"]  # both seeds of PC at H = 32
 
 
 def _transfer_rows(best_by_size):
@@ -89,8 +113,24 @@ def test_transfer_report_says_whether_best_cell_moved():
     )
 
 
-def test_transfer_figure_is_a_png(tmp_path):
-    rows = _transfer_rows({64: (1, 1), 128: (1, 2), 256: (2, 2)})
+def test_transfer_figure_plots_the_grid_and_marks_best_and_diverged_cells(tmp_path, saved_figures):
+    rows = _transfer_rows({64: (1, 1), 128: (1, 2), 256: (2, 0)})
     path = transfer_figure(rows, tmp_path / "transfer.png", title="test")
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and len(data) > 5000
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    (figure,) = saved_figures
+    panels = [axis for axis in figure.axes if axis.images]
+    assert [axis.get_title() for axis in panels] == ["N = 64", "N = 128", "N = 256"]
+    for axis, (bi, bj) in zip(panels, [(1, 1), (1, 2), (2, 0)], strict=True):
+        # Mean over the two seeds of log10 loss = −2 + distance to the best cell + 0.05.
+        i, j = np.indices((3, 3))
+        expected = -2 + np.abs(i - bi) + np.abs(j - bj) + 0.05
+        expected[0, 0] = np.nan  # diverged
+        image = np.ma.filled(np.ma.asarray(axis.images[0].get_array(), float), np.nan)
+        np.testing.assert_allclose(image, expected, rtol=1e-12)
+        outlined = [p for p in axis.patches if not p.get_fill()]
+        assert [p.get_xy() for p in outlined] == [(bj - 0.5, bi - 0.5)]
+        hatched = [p for p in axis.patches if p.get_hatch()]
+        assert [p.get_xy() for p in hatched] == [(-0.5, -0.5)]
+    # One colour scale for all panels, spanning every finite value.
+    limits = {axis.images[0].get_clim() for axis in panels}
+    assert limits == {(-2 + 0.05, -2 + 4 + 0.05)}
