@@ -133,3 +133,19 @@ def test_epc_transfer_grid_and_report_use_the_error_rate():
     report = transfer_report(results, "H")
     assert "error lr (per example)" in report
     assert "from H = 8 to H = 128 the optimum moved: (0.01, 0.1) -> (0.01, 0.5)" in report
+
+
+def test_transfer_sweep_on_conv_networks_from_the_command_line(tmp_path):
+    out = tmp_path / "sweep"
+    argv = [
+        "sweep", "transfer", "--preset", "quick", "--network", "conv", "--dataset", "synthetic",
+        "--sizes", "2", "4", "--depth", "1", "--weight-lrs", "0.1", "--activity-lrs", "0.5",
+        "--steps", "2", "--seeds", "1", "--workers", "1", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    checkpoints = sorted((out / "runs").glob("*/checkpoint.npz"))
+    networks = [mupc.load_network(path) for path in checkpoints]
+    assert len(networks) == 2 and all(isinstance(n, mupc.ConvResNet) for n in networks)
+    # --sizes are the first stage's channels, --depth the residual blocks per stage.
+    assert sorted(n.config.channels[0] for n in networks) == [2, 4]
+    assert {n.config.blocks for n in networks} == {1}

@@ -140,7 +140,7 @@ def _run_transfer(args) -> int:
     for name in ("sizes", "weight_lrs", "activity_lrs"):
         if getattr(args, name) is not None:
             changes[name] = tuple(getattr(args, name))
-    for name in ("width", "depth"):
+    for name in ("width", "depth", "network"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     preset = dataclasses.replace(preset, **changes)
@@ -220,4 +220,7 @@ def register(subparsers) -> None:
         "per example)",
     )
     transfer.add_argument("--param", choices=_config.PARAMETERISATION_NAMES, default="mupc")
+    transfer.add_argument("--network", choices=_config.NETWORK_KINDS,
+                          help="mlp or conv (default: the preset's; conv: widths are the first "
+                          "stage's channels, depths the residual blocks per stage)")  # fmt: skip
     transfer.set_defaults(run=_run_transfer)
