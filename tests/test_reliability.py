@@ -634,3 +634,24 @@ def test_loading_a_checkpoint_into_another_optimiser_is_refused(tmp_path, getkey
     restored = mupc.load_checkpoint(tmp_path / "adam.npz", like=adam)  # same optimiser: fine
     assert int(restored.step) == 0
     _inject()
+
+
+def test_a_stop_swallowed_by_a_gc_callback_is_delivered_again(capsys):
+    """A worker's SIGTERM can land inside a garbage-collection callback (JAX has one), where
+    Python prints the `_Stop` as "Exception ignored ..." with a traceback and drops it. The
+    worker's unraisable hook prints nothing and delivers the stop again."""
+    import types
+
+    from mupc.experiments._pool import _Stop, _stop_again
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as after the first delivery
+    try:
+        with pytest.raises(_Stop):
+            _stop_again(types.SimpleNamespace(exc_value=_Stop()))
+            time.sleep(5)  # the re-sent SIGTERM arrives long before this ends
+        # The stop came from `_raise_stop`, which ignores further SIGTERMs, and nothing was
+        # printed.
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert capsys.readouterr().err == ""
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -42,6 +42,19 @@ def _raise_stop(signum, frame):
     raise _Stop
 
 
+def _stop_again(unraisable) -> None:
+    """A worker's `sys.unraisablehook`: a `_Stop` raised where Python cannot propagate it (in
+    a garbage-collection callback such as JAX's, or a `__del__`) would be printed as "Exception
+    ignored" with a traceback and lost; instead it is delivered again, silently, as a fresh
+    SIGTERM that the main thread handles at its next instruction. Anything else goes to the
+    default hook."""
+    if isinstance(unraisable.exc_value, _Stop):
+        signal.signal(signal.SIGTERM, _raise_stop)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """Make this process end when `parent_pid`, its parent, does.
 
@@ -71,6 +84,7 @@ def _worker(connection: Connection, parent_pid: int, cores: list[int], env: dict
     """A worker's main loop: receive `(key, function, args)`, send `(key, ok, result)`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_stop)
+    sys.unraisablehook = _stop_again
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         die_with_parent(parent_pid)
