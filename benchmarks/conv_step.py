@@ -13,12 +13,12 @@ takes seconds); the issue-9 target is compile at 16 blocks per stage within 1.5Ã
 import argparse
 import json
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
 from _machine import machine
+from _timing import interleaved_step_times
 
 import mupc
 
@@ -48,19 +48,7 @@ def main() -> None:
         config = mupc.ConvConfig((28, 28, 1), tuple(args.channels), blocks, 10)
         network = mupc.ConvResNet(config, key=jax.random.key(0))
         methods = trainers(network.num_layers)
-        states, first, times = {}, {}, {}
-        for name, trainer in methods.items():
-            started = time.perf_counter()
-            state, metrics = trainer.step(trainer.init(network), x, y)
-            jax.block_until_ready(metrics.loss)
-            first[name] = time.perf_counter() - started
-            states[name], times[name] = state, []
-        for _ in range(args.repeats):  # interleaved: every method sees the same machine load
-            for name, trainer in methods.items():
-                started = time.perf_counter()
-                states[name], metrics = trainer.step(states[name], x, y)
-                jax.block_until_ready(metrics.loss)
-                times[name].append(time.perf_counter() - started)
+        first, times = interleaved_step_times(methods, network, x, y, args.repeats)
         for name in methods:
             print(
                 json.dumps(

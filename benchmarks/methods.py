@@ -10,12 +10,12 @@ The methods of one depth are timed interleaved, so their ratios are measured in 
 import argparse
 import json
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
 from _machine import machine
+from _timing import interleaved_step_times
 
 import mupc
 
@@ -47,20 +47,8 @@ def main() -> None:
     for depth in args.depths:
         config = mupc.NetworkConfig(784, args.width, depth, 10, "relu", "mupc")
         network = mupc.ResNet(config, key=jax.random.key(0))
-        states, first, times = {}, {}, {}
         methods = trainers(args.epc_lr)
-        for name, trainer in methods.items():
-            started = time.perf_counter()
-            state, metrics = trainer.step(trainer.init(network), x, y)
-            jax.block_until_ready(metrics.loss)
-            first[name] = time.perf_counter() - started
-            states[name], times[name] = state, []
-        for _ in range(args.repeats):  # interleaved: every method sees the same machine load
-            for name, trainer in methods.items():
-                started = time.perf_counter()
-                states[name], metrics = trainer.step(states[name], x, y)
-                jax.block_until_ready(metrics.loss)
-                times[name].append(time.perf_counter() - started)
+        first, times = interleaved_step_times(methods, network, x, y, args.repeats)
         reference = statistics.median(times["bp"])
         for name in methods:
             step = statistics.median(times[name])
