@@ -1,6 +1,6 @@
 """mupc: very deep predictive coding networks with μPC (Depth-μP), in JAX."""
 
-from . import experiments as experiments
+from . import experiments as experiments, nn as nn
 from ._activity_init import (
     ActivityInit as ActivityInit,
     FeedforwardInit as FeedforwardInit,
@@ -15,11 +15,18 @@ from ._checkpoint import (
 from ._data import (
     Dataset as Dataset,
     DatasetError as DatasetError,
+    TextCorpus as TextCorpus,
+    TextWindows as TextWindows,
+    corpus_names as corpus_names,
     dataset_names as dataset_names,
     iterate_batches as iterate_batches,
+    iterate_text_batches as iterate_text_batches,
+    load_corpus as load_corpus,
     load_dataset as load_dataset,
+    ngram_cross_entropy as ngram_cross_entropy,
     num_batches as num_batches,
     synthetic_dataset as synthetic_dataset,
+    text_windows as text_windows,
 )
 from ._diagnostics.coords import Coordinates as Coordinates, coordinate_check as coordinate_check
 from ._diagnostics.hessian import (
@@ -65,9 +72,12 @@ from ._network import (
     ConvConfig as ConvConfig,
     ConvResNet as ConvResNet,
     LayerSpec as LayerSpec,
+    LayerStack as LayerStack,
     NetworkConfig as NetworkConfig,
     PCNetwork as PCNetwork,
     ResNet as ResNet,
+    Transformer as Transformer,
+    TransformerConfig as TransformerConfig,
 )
 from ._optimisers import freeze_layers as freeze_layers, make_optimiser as make_optimiser
 from ._parallel import ParallelTrainer as ParallelTrainer, device_mesh as device_mesh

@@ -25,6 +25,12 @@ Activities are pytrees whose leaves have the layout (layers, batch, ...); every 
 is batched and vectorised over layers (no Python loop over layers).
 """
 
+from __future__ import annotations
+
+import functools
+import operator
+from typing import TYPE_CHECKING, Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,7 +38,18 @@ from jaxtyping import Array, Float
 
 from ._custom_types import Inputs, PerExample, Targets
 from ._loss import Loss
-from ._network.base import Activities, PCNetwork, per_example_sum
+
+if TYPE_CHECKING:  # the network interface calls into this module, not the other way round
+    from ._network.base import PCNetwork
+
+Activities = Any
+"""A pytree of (layers, batch, ...) arrays (see `mupc._network.base`)."""
+
+
+def per_example_sum(tree: Activities) -> Array:
+    """$\\sum$ over every axis but the batch axis (axis 1) of every leaf: shape (B,)."""
+    sums = [jnp.sum(leaf, axis=(0, *range(2, leaf.ndim))) for leaf in jax.tree.leaves(tree)]
+    return functools.reduce(operator.add, sums)
 
 
 def errors_from_changes(
@@ -56,7 +73,7 @@ def errors_from_changes(
     **Returns:** the errors, a pytree like `activities`.
     """
     change = jax.tree.map(jnp.subtract, activities, reference)
-    feature_change = jax.tree.map(jnp.subtract, network.features(activities), reference_features)
+    feature_change = network.feature_change(activities, reference, reference_features)
     predicted = network.predict(change, feature_change, None, start)
     return jax.tree.map(jnp.subtract, change, predicted)
 
@@ -157,12 +174,12 @@ def local_weight_gradients(
     """
     activities = jax.lax.stop_gradient(activities)
     errors = jax.lax.stop_gradient(errors)
-    features = network.features(activities)
     params, static = eqx.partition(network, eqx.is_inexact_array)
 
     def surrogate(params):
         net = eqx.combine(params, static)
-        predicted = net.predict(activities, features, inputs)
+        # The features may depend on the weights (`mupc.LayerStack`); φ(z) does not.
+        predicted = net.predict(activities, net.features(activities), inputs)
         coupling = per_example_sum(jax.tree.map(lambda e, p: -e * p, errors, predicted))
         output = loss(net.readout(activities), targets)
         return jnp.mean(coupling + output), output

@@ -20,23 +20,30 @@ class Loss(eqx.Module):
         """The loss of each example, shape (B,)."""
 
 
+def _per_example(values):
+    """Sum over every axis but the first (the batch): (B, C) and (B, T, C) alike."""
+    return jnp.sum(values, axis=tuple(range(1, values.ndim)))
+
+
 class MSE(Loss):
-    """$\\tfrac12 \\lVert y - \\hat y \\rVert^2$ per example (summed over outputs)."""
+    """$\\tfrac12 \\lVert y - \\hat y \\rVert^2$ per example (summed over outputs, and over
+    positions for sequence outputs (B, T, C))."""
 
     name: ClassVar[str] = "mse"
 
     def __call__(self, outputs, targets):
-        return 0.5 * jnp.sum((targets - outputs) ** 2, axis=-1)
+        return 0.5 * _per_example((targets - outputs) ** 2)
 
 
 class CrossEntropy(Loss):
     """$-\\sum_k y_k \\log \\operatorname{softmax}(\\hat y)_k$ per example, computed with a
-    stable log-softmax; `outputs` are logits."""
+    stable log-softmax over the last axis; `outputs` are logits (summed over positions for
+    sequence outputs (B, T, C))."""
 
     name: ClassVar[str] = "cross-entropy"
 
     def __call__(self, outputs, targets):
-        return -jnp.sum(targets * jax.nn.log_softmax(outputs, axis=-1), axis=-1)
+        return -_per_example(targets * jax.nn.log_softmax(outputs, axis=-1))
 
 
 LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSE, CrossEntropy)}

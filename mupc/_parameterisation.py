@@ -6,11 +6,18 @@ $a_l$ and `init_weight(key, shape, layer, dtype)` draws $W_l$, both from the lay
 `LayerSpec` (kind, fan-in, gain, residual branches). The forward pass, the energy and the
 initialiser all read these; nothing else computes a multiplier.
 
-- `sp`: every multiplier 1; weights $U(\\pm 1/\\sqrt{\\text{fan\\_in}})$.
+- `sp`: every multiplier 1; weights $U(\\pm 1/\\sqrt{\\text{fan\\_in}})$ (embedding
+  tables $\\mathcal N(0, 1)$); attention logits over $\\sqrt{d_{\\text{head}}}$.
 - `mupc`: $g/\\sqrt{\\text{fan\\_in}}$ on input and hidden layers,
   $g/\\sqrt{\\text{fan\\_in}\\cdot\\text{branches}}$ on residual branches and
-  $1/\\text{fan\\_in}$ on the readout; weights $\\mathcal N(0, 1)$.
+  $1/\\text{fan\\_in}$ on the readout; 1 on embedding tables (a lookup); weights
+  $\\mathcal N(0, 1)$; attention logits over $d_{\\text{head}}$ (μP).
 - `ntp`: as `mupc` but $1/\\sqrt{\\text{fan\\_in}}$ on the readout.
+
+Networks built from layers (`mupc.LayerStack`, `mupc.Transformer`) apply the depth factor
+$1/\\sqrt{\\text{branches}}$ (`branch_multiplier`) to each residual branch's output and
+$g/\\sqrt{\\text{fan\\_in}}$ to every dense layer inside it, whose product is the
+`residual` multiplier above.
 
 For the MLP g = 1, fan-ins D and N, and branches L = H + 1 (with skips), which gives spec §2's
 $a_1 = 1/\\sqrt D$, $a_l = 1/\\sqrt{N L}$, $a_L = 1/N$ (μPC).
@@ -56,6 +63,16 @@ class Parameterisation(eqx.Module):
     ) -> Float[Array, "..."]:
         """Draw the weights of a layer (or of a stack of identical layers) of `shape`."""
 
+    @abc.abstractmethod
+    def branch_multiplier(self, branches: int) -> float:
+        """The depth factor of one residual branch among `branches`: $1/\\sqrt{\\text{branches}}$
+        under Depth-μP, 1 under `sp`."""
+
+    @abc.abstractmethod
+    def attention_scale(self, head_dim: int) -> float:
+        """The factor on attention logits $q \\cdot k$: $1/d_{\\text{head}}$ under μP,
+        $1/\\sqrt{d_{\\text{head}}}$ under `sp`."""
+
 
 class StandardPC(Parameterisation):
     """Standard PC (`sp`): all multipliers 1, weights $\\sim U(\\pm 1/\\sqrt{\\text{fan\\_in}})$."""
@@ -66,8 +83,16 @@ class StandardPC(Parameterisation):
         return 1.0
 
     def init_weight(self, key, shape, layer, dtype):
+        if layer.kind == "embedding":
+            return jax.random.normal(key, shape, dtype)
         bound = 1.0 / math.sqrt(layer.fan_in)
         return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
+
+    def branch_multiplier(self, branches):
+        return 1.0
+
+    def attention_scale(self, head_dim):
+        return 1.0 / math.sqrt(head_dim)
 
 
 class MuPC(Parameterisation):
@@ -88,11 +113,19 @@ class MuPC(Parameterisation):
                 return layer.gain / math.sqrt(layer.fan_in * layer.branches)
             case "readout":
                 return self._readout(layer.fan_in)
+            case "embedding":
+                return 1.0
             case _:
                 raise ValueError(f"Unknown layer kind {layer.kind!r}.")
 
     def init_weight(self, key, shape, layer, dtype):
         return jax.random.normal(key, shape, dtype)
+
+    def branch_multiplier(self, branches):
+        return 1.0 / math.sqrt(branches)
+
+    def attention_scale(self, head_dim):
+        return 1.0 / head_dim
 
 
 class NeuralTangent(MuPC):

@@ -6,25 +6,35 @@ import numpy as np
 def check_targets(inputs, targets, num_classes: int, check_finite: bool = True) -> None:
     """Raise `ValueError` unless `targets` is (B, C) with the batch size of `inputs` (B ≥ 1),
     and (with `check_finite`) both are finite. Shared by every network's `check_batch`."""
-    in_shape, out_shape = np.shape(inputs), np.shape(targets)
+    out_shape = np.shape(targets)
     if len(out_shape) != 2 or out_shape[1] != num_classes:
         raise ValueError(
             f"`targets` must have shape (batch, {num_classes}) for this network (output_dim="
             f"{num_classes}), got {out_shape}. Classification labels must be one-hot."
         )
-    if in_shape[0] != out_shape[0]:
-        raise ValueError(
-            f"`inputs` and `targets` must have the same batch size, got {in_shape[0]} and "
-            f"{out_shape[0]}."
-        )
-    if in_shape[0] == 0:
-        raise ValueError("Empty batch: `inputs` has 0 rows.")
+    check_matching_batch(inputs, targets)
     if check_finite:
-        for name, value in (("inputs", inputs), ("targets", targets)):
-            finite = np.isfinite(np.asarray(value))
-            if not finite.all():
-                row = int(np.argwhere(~finite)[0][0])
-                raise ValueError(
-                    f"`{name}` contains NaN or inf ({int((~finite).sum())} entries, first in "
-                    f"row {row}); clean the data before training."
-                )
+        check_finite_arrays(inputs=inputs, targets=targets)
+
+
+def check_matching_batch(inputs, targets) -> None:
+    """Raise `ValueError` unless `inputs` and `targets` have the same batch size B ≥ 1."""
+    in_rows, out_rows = np.shape(inputs)[0], np.shape(targets)[0]
+    if in_rows != out_rows:
+        raise ValueError(
+            f"`inputs` and `targets` must have the same batch size, got {in_rows} and {out_rows}."
+        )
+    if in_rows == 0:
+        raise ValueError("Empty batch: `inputs` has 0 rows.")
+
+
+def check_finite_arrays(**arrays) -> None:
+    """Raise `ValueError` naming the first array (by keyword) that holds NaN or inf."""
+    for name, value in arrays.items():
+        finite = np.isfinite(np.asarray(value))
+        if not finite.all():
+            row = int(np.argwhere(~finite)[0][0])
+            raise ValueError(
+                f"`{name}` contains NaN or inf ({int((~finite).sum())} entries, first in "
+                f"row {row}); clean the data before training."
+            )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mupc
 import mupc.experiments
+import mupc.nn
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -17,7 +18,7 @@ def _public(module) -> list[str]:
 
 def test_every_public_name_has_a_docstring():
     missing = []
-    for module in (mupc, mupc.experiments):
+    for module in (mupc, mupc.experiments, mupc.nn):
         for name in _public(module):
             value = getattr(module, name)
             if inspect.ismodule(value):
@@ -28,7 +29,7 @@ def test_every_public_name_has_a_docstring():
 
 
 # Public subpackages: the only modules reachable as attributes of `mupc`.
-PUBLIC_SUBPACKAGES = {"experiments"}
+PUBLIC_SUBPACKAGES = {"experiments", "nn"}
 
 
 def test_no_private_module_is_exported_by_name():
@@ -46,9 +47,11 @@ def _rendered() -> set[str]:
 def test_every_public_name_is_rendered_on_an_api_page():
     api_pages = "".join(page.read_text() for page in (DOCS / "api").glob("*.md"))
     on_api_pages = set(re.findall(r"^::: mupc\.(\w+)\s*$", api_pages, flags=re.M))
-    expected = {name for name in _public(mupc) if name != "experiments"}
+    expected = {name for name in _public(mupc) if name not in PUBLIC_SUBPACKAGES}
     assert sorted(expected - on_api_pages) == []
     assert sorted(on_api_pages - expected) == []  # no entry for a name that is gone
+    on_nn_page = set(re.findall(r"^::: mupc\.nn\.(\w+)\s*$", api_pages, flags=re.M))
+    assert on_nn_page == set(_public(mupc.nn))
 
 
 def test_every_experiments_name_is_documented():

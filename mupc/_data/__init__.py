@@ -15,7 +15,9 @@ wins:
 
 The code is split by job: `base` (the data types), `formats` (file parsers), `registry` (the
 built-in datasets), `download` (lookup and download), `load` (`load_dataset`,
-`synthetic_dataset`) and `batching` (`iterate_batches`, `num_batches`).
+`synthetic_dataset`) and `batching` (`iterate_batches`, `num_batches`). Character corpora for
+language models (`load_corpus`) live in `text`, with a reader for R data files in `rdata`; they
+use the same lookup order and download code.
 """
 
 from .base import (
@@ -36,6 +38,15 @@ from .download import (
 )
 from .load import load_dataset as load_dataset, synthetic_dataset as synthetic_dataset
 from .registry import _REGISTRY as _REGISTRY, dataset_names as dataset_names
+from .text import (
+    TextCorpus as TextCorpus,
+    TextWindows as TextWindows,
+    corpus_names as corpus_names,
+    iterate_text_batches as iterate_text_batches,
+    load_corpus as load_corpus,
+    ngram_cross_entropy as ngram_cross_entropy,
+    text_windows as text_windows,
+)
 
 __all__ = [
     "Dataset",
@@ -51,4 +62,11 @@ __all__ = [
     "locate_dataset",
     "num_batches",
     "synthetic_dataset",
+    "TextCorpus",
+    "TextWindows",
+    "corpus_names",
+    "iterate_text_batches",
+    "load_corpus",
+    "ngram_cross_entropy",
+    "text_windows",
 ]

@@ -16,9 +16,9 @@ import optax
 from jaxtyping import Array, Int
 
 from .._custom_types import Inputs, Targets
-from .._energy import errors_from_changes, local_weight_gradients
+from .._energy import errors_from_changes, local_weight_gradients, per_example_sum
 from .._loss import Loss
-from .._network.base import Activities, PCNetwork, per_example_sum
+from .._network.base import Activities, PCNetwork
 from .._optimisers import optax_update
 
 

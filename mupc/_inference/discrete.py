@@ -14,11 +14,12 @@ from .base import InferenceResult, InferenceSolver, activity_gradient, minimise
 _BUCKET_FRACTIONS = (1 / 16, 3 / 32, 1 / 8, 3 / 16, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)
 
 
-def _bucket_starts(depth: int) -> list[int]:
+def _bucket_starts(depth: int, alignment: int = 1) -> list[int]:
     """The first layer (0-based) of each block of top layers, smallest block first: for H =
-    128 the blocks hold the top 8, 12, 16, 24, 32, 48, 64, 96 and 128 layers."""
-    sizes = sorted({max(1, int(-(-depth * fraction // 1))) for fraction in _BUCKET_FRACTIONS})
-    return [depth - size for size in sizes]
+    128 the blocks hold the top 8, 12, 16, 24, 32, 48, 64, 96 and 128 layers. Starts are
+    rounded down to a multiple of `alignment` (the network's `slice_alignment`)."""
+    sizes = {max(1, int(-(-depth * fraction // 1))) for fraction in _BUCKET_FRACTIONS}
+    return sorted({(depth - size) // alignment * alignment for size in sizes}, reverse=True)
 
 
 def _slice_state(state, full_shape, start):
@@ -113,7 +114,7 @@ class DiscreteInference(InferenceSolver):
         state = self.optimiser.init(activities)
         depth = network.num_layers
         skipping = self.skip_inactive and feedforward_start and network.supports_layer_slicing
-        starts = _bucket_starts(depth) if skipping else [0]
+        starts = _bucket_starts(depth, network.slice_alignment) if skipping else [0]
         # `low`: the lowest layer whose activity or optimiser state differs from the start (H:
         # none yet). Every layer below it still has its feedforward activity and an untouched
         # optimiser state, so only layers low - 1, ..., H can have a non-zero gradient in the

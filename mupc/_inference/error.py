@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._network.base import per_example_sum
+from .._energy import per_example_sum
 from .base import InferenceResult, InferenceSolver, minimise
 
 WeightGradient = Literal["local", "reparameterised"]

@@ -19,8 +19,6 @@ ResNet. Nothing outside a network's own module reads its fields.
 """
 
 import abc
-import functools
-import operator
 from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias
 
 import equinox as eqx
@@ -29,12 +27,13 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from .._activation import ActivationFn
+from .._energy import energy_from_errors, errors_from_changes, per_example_sum
 
 Activities: TypeAlias = Any
 """A pytree of arrays of layout (layers, batch, ...), one entry per PC layer (e.g. one
 (H, B, N) array for the residual MLP)."""
 
-LayerKind = Literal["input", "hidden", "residual", "readout"]
+LayerKind = Literal["input", "hidden", "residual", "readout", "embedding"]
 
 
 class LayerSpec(NamedTuple):
@@ -43,7 +42,8 @@ class LayerSpec(NamedTuple):
     **Fields:**
 
     - `kind`: `"input"` (the first layer, fed the clamped input x), `"hidden"` (a non-residual
-      layer fed $\\phi(z_{l-1})$), `"residual"` (the branch of a residual layer) or `"readout"`.
+      layer fed $\\phi(z_{l-1})$), `"residual"` (the branch of a residual layer), `"readout"`
+      or `"embedding"` (a lookup table, e.g. of tokens or positions: multiplier 1).
     - `fan_in`: the number of inputs of one output unit: D or N for a dense layer,
       $C_{\\text{in}} k^2$ for a k × k convolution.
     - `gain`: the activation's gain g multiplying μPC's $1/\\sqrt{\\text{fan\\_in}}$ (1 for the MLP
@@ -62,9 +62,9 @@ class LayerSpec(NamedTuple):
 class PCNetwork(eqx.Module):
     """The interface every predictive coding network implements (see the module docstring).
 
-    Subclasses implement `feedforward`, `predict`, `readout`, `activation`, `layer_specs`,
-    `layer_weights`, `check_batch` and the `config`, `num_layers` and `dtype` properties; the
-    energy, the solvers, the trainers and the diagnostics use nothing else.
+    Subclasses implement `feedforward`, `predict`, `readout`, `activation` (or `features`),
+    `layer_specs`, `layer_weights`, `check_batch` and the `config`, `num_layers` and `dtype`
+    properties; the energy, the solvers, the trainers and the diagnostics use nothing else.
     """
 
     config: eqx.AbstractVar[Any]
@@ -114,9 +114,10 @@ class PCNetwork(eqx.Module):
     def readout(self, activities: Activities) -> Array:
         """$\\hat y = r(z_H)$ from the activities, shape (B, C)."""
 
-    @abc.abstractmethod
     def activation(self, x: Array) -> Array:
-        """$\\phi$, elementwise."""
+        """$\\phi$, elementwise (networks whose features are not $\\phi(z)$ override
+        `features` instead)."""
+        raise NotImplementedError(f"{type(self).__name__} has no single activation function.")
 
     @abc.abstractmethod
     def layer_specs(self) -> list[LayerSpec]:
@@ -155,9 +156,28 @@ class PCNetwork(eqx.Module):
     """Whether activities are one stacked array and `predict(..., start=s)` is implemented,
     which lets inference skip layers that have not moved yet."""
 
+    @property
+    def slice_alignment(self) -> int:
+        """Layer slicing (`predict(..., start)`) needs `start` to be a multiple of this (1:
+        any start; a network whose hidden layers repeat in groups of p different kinds needs
+        p)."""
+        return 1
+
     def features(self, activities: Activities) -> Activities:
         """$\\phi(z)$ for every layer."""
         return jax.tree.map(self.activation, activities)
+
+    def feature_change(
+        self, activities: Activities, reference: Activities, reference_features: Activities
+    ) -> Activities:
+        """The change of the features, `features(activities) - reference_features`, for the
+        layers in `activities` (the top layers s + 1..H when sliced).
+
+        It must be exactly zero for an example whose activities (and hence features) have
+        not moved from `reference`, whatever operations computed `reference_features`: true
+        by construction for an elementwise $\\phi$; networks with other features guard it.
+        """
+        return jax.tree.map(jnp.subtract, self.features(activities), reference_features)
 
     def for_layers_above(self, start: int) -> "PCNetwork":
         """This network prepared for the `energy_gradient(..., start)` calls of an inference
@@ -194,7 +214,6 @@ class PCNetwork(eqx.Module):
 
         **Returns:** a pytree like `activities`.
         """
-        from .._energy import energy_from_errors, errors_from_changes
 
         def total(top):
             errors = errors_from_changes(self, top, reference, reference_features, start)
@@ -205,12 +224,6 @@ class PCNetwork(eqx.Module):
     def __call__(self, inputs: Array) -> Array:
         """$\\hat y$ for a batch of inputs."""
         return self.feedforward(inputs)[1]
-
-
-def per_example_sum(tree: Activities) -> Array:
-    """$\\sum$ over every axis but the batch axis (axis 1) of every leaf: shape (B,)."""
-    sums = [jnp.sum(leaf, axis=(0, *range(2, leaf.ndim))) for leaf in jax.tree.leaves(tree)]
-    return functools.reduce(operator.add, sums)
 
 
 __all__ = [

@@ -1,0 +1,234 @@
+"""The PC transformer against independent oracles: a naive per-layer, per-token energy, the
+multiplier table typed in again, backprop (ePC at ε = 0, float64), causality, and exact zeros
+in float32."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from naive_transformer import (
+    energy as naive_energy,
+    gelu_is_tanh_approximation,
+    params_of,
+    typed_multipliers,
+)
+
+import mupc
+
+V, T, B = 7, 5, 3
+
+
+def _lm(blocks=2, heads=2, head_dim=4, param="mupc", activity="sublayer", dtype=jnp.float64):
+    config = mupc.TransformerConfig(
+        (T,), V, vocab_size=V, heads=heads, head_dim=head_dim, blocks=blocks,
+        parameterisation=param, activity=activity,
+    )  # fmt: skip
+    return mupc.Transformer(config, key=jax.random.key(0), dtype=dtype)
+
+
+def _tokens(seed=1, dtype=jnp.float64):
+    ids = jax.random.randint(jax.random.key(seed), (B, T + 1), 0, V)
+    x = ids[:, :-1].astype(dtype)
+    y = jax.nn.one_hot(ids[:, 1:], V, dtype=dtype)
+    return x, y
+
+
+def test_energy_equals_a_naive_per_layer_per_token_loop():
+    assert gelu_is_tanh_approximation()
+    network = _lm()
+    x, y = _tokens()
+    reference, _ = network.feedforward(x)
+    noise = jax.random.normal(jax.random.key(5), reference.shape, reference.dtype)
+    activities = reference + 0.3 * noise
+    got = mupc.energy(network, activities, x, y, mupc.CrossEntropy())
+    mults = typed_multipliers(8, 2, 4, 2)
+    params = params_of(network)
+    for b in range(B):
+        want = naive_energy(
+            params, [np.asarray(a[b]) for a in activities], np.asarray(x[b]), np.asarray(y[b]),
+            mults, heads=2,
+        )  # fmt: skip
+        np.testing.assert_allclose(float(got[b]), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("param", ["mupc", "sp", "ntp"])
+def test_multipliers_equal_the_typed_in_table(param):
+    network = _lm(blocks=3, heads=2, head_dim=4, param=param)
+    want = typed_multipliers(8, 2, 4, 3, param)
+    attention_stack, mlp_stack = network.hidden_stacks
+    attention = attention_stack.attention
+    for name in ("query", "key", "value", "output"):
+        assert getattr(attention, name).multiplier == pytest.approx(want["dense"], rel=1e-12)
+    assert attention.scale == pytest.approx(want["logits"], rel=1e-12)
+    assert mlp_stack.mlp.up.multiplier == pytest.approx(want["dense"], rel=1e-12)
+    assert mlp_stack.mlp.down.multiplier == pytest.approx(want["down"], rel=1e-12)
+    assert network.readout_layer.projection.multiplier == pytest.approx(want["readout"])
+    assert network.structure.branch_multiplier == pytest.approx(want["branch"], rel=1e-12)
+    assert network.input_layer.tokens.multiplier == 1.0
+    assert network.input_layer.positions.multiplier == 1.0
+
+
+def test_patch_embedding_multiplier_and_layout():
+    config = mupc.TransformerConfig((8, 8, 2), 3, patch_size=4, heads=2, head_dim=4, blocks=1)
+    network = mupc.Transformer(config, key=jax.random.key(0))
+    assert network.input_layer.projection.multiplier == pytest.approx(1 / np.sqrt(4 * 4 * 2))
+    image = np.arange(8 * 8 * 2, dtype=np.float32).reshape(8, 8, 2)
+    patches = np.asarray(mupc.nn.patchify(jnp.asarray(image), 4))
+    assert patches.shape == (4, 32)
+    # Patch 1 is the top-right 4 × 4 block, flattened (row, column, channel).
+    np.testing.assert_array_equal(patches[1], image[:4, 4:].reshape(-1))
+
+
+def test_reparameterised_epc_gradient_at_zero_equals_backprop_in_float64():
+    network = _lm()
+    x, y = _tokens()
+    loss = mupc.CrossEntropy()
+    solver = mupc.ErrorInference.gradient_descent(0.1, steps=0, weight_gradient="reparameterised")
+    trainer = mupc.PCTrainer(optax.sgd(1.0), solver, loss=loss)
+    pc_grads, _ = trainer.gradients(network, x, y, jax.random.key(0))
+    bp_grads, _ = mupc.BPTrainer(optax.sgd(1.0), loss=loss).gradients(network, x, y, None)
+    pc_leaves = jax.tree.leaves(pc_grads)
+    bp_leaves = jax.tree.leaves(bp_grads)
+    assert len(pc_leaves) == len(bp_leaves) == 9  # 2 tables, 4 + 2 dense, readout
+    for got, want in zip(pc_leaves, bp_leaves, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+
+
+def test_changing_a_later_token_leaves_earlier_outputs_bit_identical():
+    network = _lm(dtype=jnp.float32)
+    x, _ = _tokens(dtype=jnp.float32)
+    t = 2
+    changed = x.at[:, t + 1].set((x[:, t + 1] + 1) % V)
+    before, after = network(x), network(changed)
+    np.testing.assert_array_equal(before[:, : t + 1], after[:, : t + 1])
+    assert np.any(np.asarray(before[:, t + 1 :] != after[:, t + 1 :]))
+
+
+def test_feedforward_errors_are_exactly_zero_and_the_energy_is_the_loss_in_float32():
+    network = _lm(dtype=jnp.float32)
+    x, y = _tokens(dtype=jnp.float32)
+    activities, outputs = network.feedforward(x)
+    errors = mupc.prediction_errors(network, activities, x)
+    assert errors.dtype == jnp.float32 and np.count_nonzero(np.asarray(errors)) == 0
+    loss = mupc.CrossEntropy()
+    np.testing.assert_array_equal(
+        mupc.energy(network, activities, x, y, loss, activities), loss(outputs, y)
+    )
+
+
+@pytest.mark.parametrize("skip_inactive", [True, False])
+def test_unmoved_layers_have_exactly_zero_errors_and_weight_gradients(skip_inactive):
+    """Two inference steps from the feedforward pass reach only the top layers; every layer
+    below has an error and a weight gradient of exactly 0 in float32, and Adam leaves its
+    weights bit for bit unchanged."""
+    network = _lm(blocks=3, dtype=jnp.float32)  # H = 7
+    x, y = _tokens(dtype=jnp.float32)
+    loss = mupc.CrossEntropy()
+    inference = mupc.DiscreteInference.gradient_descent(0.1, 2, skip_inactive=skip_inactive)
+    reference, _ = network.feedforward(x)
+    result = jax.jit(
+        lambda: inference.run(network, reference, x, y, loss, feedforward_start=True)
+    )()
+    moved = np.asarray(jnp.any(result.activities != reference, axis=(1, 2, 3)))
+    np.testing.assert_array_equal(moved, [False] * 5 + [True] * 2)
+    errors = mupc.prediction_errors(network, result.activities, x, reference)
+    nonzero = np.asarray(jnp.any(errors != 0, axis=(1, 2, 3)))
+    np.testing.assert_array_equal(nonzero, [False] * 5 + [True] * 2)
+
+    _, grads = inference.weight_gradients(network, result, x, y, loss, reference)
+    layers = network.layer_weights(grads)  # input, 6 hidden, readout
+    zero = [not np.any(np.asarray(g)) for g in layers]
+    # Hidden layer l (predicting z_{l+1}) learns only when ε_{l+1} ≠ 0: z_6 and z_7.
+    assert zero == [True] * 5 + [False] * 3
+
+    trainer = mupc.PCTrainer(optimiser=optax.adam(0.1), inference=inference, loss=loss)
+    new = trainer.step(trainer.init(network), x, y)[0].network
+    same = [
+        bool(np.all(np.asarray(a == b)))
+        for a, b in zip(new.layer_weights(new), network.layer_weights(network), strict=True)
+    ]
+    assert same == [True] * 5 + [False] * 3
+
+
+def test_activity_gradient_equals_autodiff_of_the_direct_energy():
+    """The energy gradient (errors from changes, guarded feature changes) equals the gradient
+    of the energy written directly, $\\sum_l \\tfrac12\\lVert z_l - \\mu_l(z_{l-1})\\rVert^2 +
+    \\ell$, with the predictions from `predict` on the activities themselves (float64), also
+    for the top layers alone (layer slicing)."""
+    network = _lm(blocks=3)
+    x, y = _tokens()
+    loss = mupc.CrossEntropy()
+    reference, _ = network.feedforward(x)
+    activities = reference + 0.2 * jax.random.normal(jax.random.key(3), reference.shape)
+
+    def direct(z):
+        predicted = network.predict(z, network.features(z), x)
+        return jnp.sum(
+            0.5 * jnp.sum((z - predicted) ** 2, axis=(0, 2, 3)) + loss(network.readout(z), y)
+        )
+
+    want = jax.grad(direct)(activities)
+    features = network.features(reference)
+    got = network.energy_gradient(activities, reference, features, y, loss)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    start = 4  # the top 3 layers move, z_4 (row 3) is fixed
+    top = activities.at[:start].set(reference[:start])
+    sliced = network.for_layers_above(start).energy_gradient(
+        top[start:], reference[start:], features[start:], y, loss, start
+    )
+    np.testing.assert_allclose(sliced, jax.grad(direct)(top)[start:], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("activity", ["sublayer", "block"])
+def test_block_and_sublayer_activities_share_the_feedforward_function(activity):
+    """One activity per block or per sub-layer is the same network in the forward pass."""
+    network = _lm(activity=activity)
+    x, _ = _tokens()
+    sub = _lm(activity="sublayer")
+    if activity == "block":
+        attention, mlp = sub.hidden_stacks
+        (block,) = network.hidden_stacks
+        block = eqx.tree_at(lambda b: (b.attention, b.mlp), block, (attention, mlp))
+        network = eqx.tree_at(lambda n: n.hidden_stacks, network, (block,))
+        network = eqx.tree_at(
+            lambda n: (n.input_layer, n.readout_layer), network,
+            (sub.input_layer, sub.readout_layer),
+        )  # fmt: skip
+    np.testing.assert_allclose(network(x), sub(x), rtol=1e-12)
+    assert network.num_layers == (5 if activity == "sublayer" else 3)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    network = _lm(dtype=jnp.float32)
+    trainer = mupc.PCTrainer(
+        optimiser=optax.adam(1e-3), inference=mupc.ErrorInference.gradient_descent(0.1),
+        loss=mupc.CrossEntropy(),
+    )  # fmt: skip
+    x, y = _tokens(dtype=jnp.float32)
+    state, _ = trainer.step(trainer.init(network), x, y)
+    path = tmp_path / "lm.npz"
+    mupc.save_checkpoint(path, state)
+    loaded = mupc.load_network(path)
+    assert isinstance(loaded, mupc.Transformer) and loaded.config == network.config
+    np.testing.assert_array_equal(loaded(x), state.network(x))
+    resumed = mupc.load_checkpoint(path, trainer.init(loaded))
+    np.testing.assert_array_equal(resumed.step, 1)
+
+
+def test_bad_configurations_and_batches_are_refused():
+    with pytest.raises(ValueError, match="patch_size"):
+        mupc.TransformerConfig((28, 28, 1), 10, patch_size=5)
+    with pytest.raises(ValueError, match="vocab_size"):
+        mupc.TransformerConfig((8,), 10, vocab_size=0)
+    with pytest.raises(ValueError, match="heads"):
+        mupc.nn.MultiHeadAttention(6, 4, causal=True)
+    network = _lm(dtype=jnp.float32)
+    x, y = _tokens(dtype=jnp.float32)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        network.check_batch(x.at[0, 0].set(V), y)
+    with pytest.raises(ValueError, match="targets"):
+        network.check_batch(x, y[:, :, :-1])
+    with pytest.raises(ValueError, match="no multiplier yet"):
+        mupc.nn.Linear(3, 2)(jnp.ones(3))
