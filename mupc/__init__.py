@@ -59,6 +59,7 @@ from ._energy import (
     prediction_errors as prediction_errors,
 )
 from ._evaluation import Evaluation as Evaluation, evaluate as evaluate
+from ._generate import generate as generate
 from ._inference import (
     ContinuousInference as ContinuousInference,
     DiscreteInference as DiscreteInference,

@@ -11,19 +11,28 @@ from ._network.base import PCNetwork
 
 
 class Evaluation(NamedTuple):
-    """Mean feedforward `loss`, `accuracy` (fraction of argmax(ŷ) == argmax(y), in [0, 1])
-    and `num_examples`."""
+    """Mean feedforward `loss` per example, `accuracy` (fraction of argmax(ŷ) == argmax(y), in
+    [0, 1]; over every position for sequence outputs), `num_examples` and `positions` (the
+    outputs per example: T for a language model's (B, T, V) outputs, else 1)."""
 
     loss: float
     accuracy: float
     num_examples: int
+    positions: int = 1
+
+    @property
+    def loss_per_position(self) -> float:
+        """`loss / positions`: for a language model with the cross-entropy loss, the held-out
+        cross-entropy in nats per character."""
+        return self.loss / self.positions
 
 
 @eqx.filter_jit
 def _batch_sums(network: PCNetwork, inputs, targets, mask, loss: Loss):
     outputs = network(inputs)
-    correct = jnp.argmax(outputs, -1) == jnp.argmax(targets, -1)
-    return jnp.sum(mask * loss(outputs, targets)), jnp.sum(mask * correct.astype(mask.dtype))
+    correct = (jnp.argmax(outputs, -1) == jnp.argmax(targets, -1)).astype(mask.dtype)
+    per_example = jnp.mean(correct, axis=tuple(range(1, correct.ndim)))
+    return jnp.sum(mask * loss(outputs, targets)), jnp.sum(mask * per_example)
 
 
 def evaluate(
@@ -48,10 +57,11 @@ def evaluate(
             pad = size - x.shape[0]
             mask[x.shape[0] :] = 0
             x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-            y = np.concatenate([y, np.zeros((pad, y.shape[1]), y.dtype)])
+            y = np.concatenate([y, np.zeros((pad, *y.shape[1:]), y.dtype)])
         batch_loss, batch_correct = _batch_sums(
             network, jnp.asarray(x, dtype), jnp.asarray(y, dtype), jnp.asarray(mask), loss
         )
         total_loss += float(batch_loss)
         total_correct += float(batch_correct)
-    return Evaluation(total_loss / n, total_correct / n, n)
+    positions = int(np.prod(targets.shape[1:-1])) if targets.ndim > 2 else 1
+    return Evaluation(total_loss / n, total_correct / n, n, positions)

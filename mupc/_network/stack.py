@@ -308,8 +308,8 @@ class _Stacked(PCNetwork):
 
     def check_batch(self, inputs, targets, *, check_finite=True):
         """Raise `ValueError` unless `inputs` is (B, *input_shape) and `targets` (B,
-        *output_shape) with the same B ≥ 1, finite (and, for index inputs, integers in
-        range)."""
+        *output_shape) with the same B ≥ 1; with `check_finite` also unless both are finite
+        (and, for index inputs, non-negative integers)."""
         structure = self.structure
         shape = np.shape(inputs)
         if tuple(shape[1:]) != structure.input_shape or len(shape) < 1:
@@ -325,8 +325,9 @@ class _Stacked(PCNetwork):
                 f"{out_shape}. Classification labels must be one-hot."
             )
         check_matching_batch(inputs, targets)
-        if check_finite:
-            check_finite_arrays(inputs=inputs, targets=targets)
+        if not check_finite:  # values may be traced: shapes only
+            return
+        check_finite_arrays(inputs=inputs, targets=targets)
         if structure.integer_inputs:
             values = np.asarray(inputs)
             if np.any(values != np.round(values)) or np.any(values < 0):

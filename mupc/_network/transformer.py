@@ -229,7 +229,7 @@ class Transformer(_Stacked):
     def check_batch(self, inputs, targets, *, check_finite=True):
         super().check_batch(inputs, targets, check_finite=check_finite)
         vocab = self.config.vocab_size
-        if vocab is not None:
+        if vocab is not None and check_finite:
             import numpy as np
 
             largest = int(np.max(np.asarray(inputs)))
