@@ -25,7 +25,9 @@ def _check(network, prompt: np.ndarray, length: int, temperature: float) -> None
     if not network.config.is_causal:
         raise ValueError("Generation needs a causal transformer (`causal=True`).")
     if prompt.ndim != 1 or prompt.size < 1:
-        raise ValueError(f"`prompt` must be a non-empty 1-D array of token ids, got {prompt.shape}.")
+        raise ValueError(
+            f"`prompt` must be a non-empty 1-D array of token ids, got {prompt.shape}."
+        )
     vocab = network.config.vocab_size
     assert vocab is not None
     if prompt.min() < 0 or prompt.max() >= vocab:

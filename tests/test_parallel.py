@@ -72,11 +72,15 @@ def _worker() -> dict:
     uneven = mupc.ResNet(mupc.NetworkConfig(6, 16, 6, 3, "tanh", "mupc"), key=jax.random.key(0))
     conv_config = ConvConfig((8, 8, 1), (4, 8), blocks=3, output_dim=3, activation="tanh")
     conv = ConvResNet(conv_config, key=jax.random.key(0))
+    lm_config = mupc.TransformerConfig((5,), 7, vocab_size=7, heads=2, head_dim=4, blocks=2)
+    lm = mupc.Transformer(lm_config, key=jax.random.key(0))
     batches = {
         "mlp": rng.normal(size=(STEPS, 8, 6)).astype(np.float32),
         "conv": rng.normal(size=(STEPS, 8, 8, 8, 1)).astype(np.float32),
+        "lm": rng.integers(0, 7, (STEPS, 8, 5)).astype(np.float32),
     }
     targets = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (STEPS, 8))]
+    lm_targets = np.eye(7, dtype=np.float32)[rng.integers(0, 7, (STEPS, 8, 5))]
 
     def arrays(tree):
         return [np.asarray(a, np.float64) for a in jax.tree.leaves(eqx.filter(tree, eqx.is_array))]
@@ -85,7 +89,8 @@ def _worker() -> dict:
         runner = trainer if mesh is None else ParallelTrainer(trainer, mesh)
         state = runner.init(network, jax.random.key(1))
         metrics = []
-        for x, y in zip(inputs, targets, strict=True):
+        labels = lm_targets if network is lm else targets
+        for x, y in zip(inputs, labels, strict=True):
             state, m = runner.step(state, x, y)
             metrics.append([np.asarray(v, np.float64) for v in m if v is not None])
         if mesh is not None:
@@ -140,6 +145,8 @@ def _worker() -> dict:
         "conv-data": (pc, conv, "conv", "data"),
         "conv-layers": (pc, conv, "conv", "layers"),
         "bp-data": (mupc.BPTrainer(optax.sgd(0.5)), mlp, "mlp", "data"),
+        "transformer-data": (pc, lm, "lm", "data"),
+        "transformer-layers": (epc, lm, "lm", "layers"),
     }
     results: dict = {"equality": {}}
     for name, (trainer, network, data, mode) in cases.items():
@@ -296,6 +303,8 @@ def results():
         "conv-data",
         "conv-layers",
         "bp-data",
+        "transformer-data",
+        "transformer-layers",
     ],
 )
 def test_equals_single_device(results, case):

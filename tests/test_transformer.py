@@ -304,3 +304,21 @@ def test_greedy_generation_equals_a_plain_loop_and_sampling_is_reproducible():
     assert np.any(np.asarray(a) != np.asarray(c)) and int(jnp.max(a)) < V
     with pytest.raises(ValueError, match="vocabulary"):
         mupc.generate(network, np.array([V]), 2)
+
+
+def test_evaluate_with_integer_targets_equals_one_hot_targets():
+    network = _lm(dtype=jnp.float32)
+    ids = np.asarray(jax.random.randint(jax.random.key(7), (9, T + 1), 0, V))
+    x, labels = ids[:, :-1].astype(np.float32), ids[:, 1:]
+    loss = mupc.CrossEntropy()
+    by_ids = mupc.evaluate(network, x, labels, loss=loss, batch_size=4)
+    one_hot = mupc.evaluate(network, x, np.eye(V, dtype=np.float32)[labels], loss=loss)
+    assert by_ids.num_examples == 9 and by_ids.positions == T == one_hot.positions
+    np.testing.assert_allclose(by_ids.loss, one_hot.loss, rtol=1e-6)
+    assert by_ids.accuracy == pytest.approx(one_hot.accuracy, rel=1e-6)
+    logits = np.asarray(network(jnp.asarray(x)))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    per_char = -np.mean(np.take_along_axis(log_probs, labels[..., None], -1))
+    np.testing.assert_allclose(by_ids.loss_per_position, per_char, rtol=1e-5)
+    with pytest.raises(ValueError, match="outside 0..6"):
+        mupc.evaluate(network, x, labels + V, loss=loss)
