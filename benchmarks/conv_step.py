@@ -1,7 +1,7 @@
 """The conv ResNet's training step and compile time against depth: PC, ePC and BP interleaved.
 
 Run: `python benchmarks/conv_step.py [--blocks 1 2 4 8 16] [--channels 8 16 32]`.
-Prints one JSON object per (blocks, method) with the machine's facts. The network is spec §9's
+Prints one JSON object per (blocks, method) with the machine's facts. The network is docs/method.md's
 μPC conv ResNet on 28×28×1 images (Fashion-MNIST's shape), ReLU, 3×3 kernels, one stage per
 `--channels` entry, batch 64, synthetic data; PC runs T = L gradient-descent steps on the
 activities (published 0.5 batch-mean step), ePC one error step of 0.001 (its default), all

@@ -71,16 +71,35 @@ def describe_os_error(error: OSError) -> str:
     return f"{error.filename}: {problem}"
 
 
+# Set once a command has run (its messages printed): a stop after that says so.
+COMMAND_ENDED = False
+
+
 def run_command(command: str, run, *args) -> int:
     """`run(*args)` with the command line's error handling: one line on stderr and the exit
     status of the module docstring for interrupts, bad input and file-system errors."""
-    from .experiments._interrupt import as_interrupted, stop_on_signals
+    global COMMAND_ENDED
+    try:
+        return _run_command(command, run, *args)
+    finally:
+        COMMAND_ENDED = True
+
+
+def _run_command(command: str, run, *args) -> int:
+    from .experiments._interrupt import Interrupted, stop_behind, stop_on_signals
 
     try:
-        with stop_on_signals():
-            return int(run(*args) or 0)
+        try:
+            with stop_on_signals(on_stuck=lambda signum: f"{command}: {stuck_message(signum)}"):
+                return int(run(*args) or 0)
+        except Exception as error:
+            stop = stop_behind(error)  # a stop that came out as another error
+            if stop is None:
+                raise
+            raise Interrupted(stop.signum) from None
     except KeyboardInterrupt as error:
-        stopped = as_interrupted(error)
+        stopped = stop_behind(error)
+        assert stopped is not None
         print(f"{command}: {stopped}", file=sys.stderr)
         return 128 + stopped.signum
     except FileNotFoundError as error:
@@ -92,6 +111,15 @@ def run_command(command: str, run, *args) -> int:
     except OSError as error:
         print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 1
+
+
+def stuck_message(signum: int) -> str:
+    """What a command says when a signal ends it during a computation that it could not leave
+    (the default; `mupc train` says which checkpoint was kept)."""
+    import signal
+
+    name = signal.Signals(signum).name
+    return f"stopped by {name} during a computation, ended without waiting for it"
 
 
 def main(argv: list[str] | None = None) -> int:

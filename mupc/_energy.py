@@ -1,4 +1,5 @@
-"""The predictive coding energy (spec §3), computed so that the method's zeros are exact.
+"""The predictive coding energy (docs/method.md, "Network and energy"), computed so that the
+method's zeros are exact.
 
 For one example, with $z_0 = x$ and $z_L = y$ clamped,
 

@@ -1,4 +1,4 @@
-"""Feedforward evaluation over a dataset (spec §4, step 4)."""
+"""Feedforward evaluation over a dataset (docs/method.md, "A training step", step 4)."""
 
 from typing import NamedTuple
 

@@ -1,4 +1,4 @@
-"""Output losses: the energy of the readout layer (spec §3)."""
+"""Output losses: the energy of the readout layer (docs/method.md, "Network and energy")."""
 
 import abc
 from typing import ClassVar

@@ -49,7 +49,8 @@ def freeze_layers(network, trainable_top: int) -> optax.GradientTransformation:
     """A transformation that zeroes the gradient of every weight layer but the readout and
     the top `trainable_top` hidden layers of a `mupc.ResNet`: chained before the optimiser,
     `optax.chain(freeze_layers(network, k), optax.adam(lr))`, the frozen layers keep their
-    initial weights exactly (the "top layers only" control of spec §8).
+    initial weights exactly (the "top layers only" control of docs/method.md, "The learning
+    signal").
 
     **Arguments:** `network` (its shape defines the mask) and `trainable_top` = k, the number
     of hidden layers whose weights train: $W_{H-k+1}, \\dots, W_H$ (0 ≤ k ≤ H; $W_1$, the input

@@ -1,5 +1,5 @@
 """Parameterisations: every layer's constant multiplier and initial weights, from its kind and
-fan-in (spec §2 for the residual MLP, spec §9 for the conv ResNet).
+fan-in (docs/method.md, "Parameterisations", for the residual MLP and the conv ResNet).
 
 A parameterisation is one piece of data, computed in one place: `multiplier(layer)` gives
 $a_l$ and `init_weight(key, shape, layer, dtype)` draws $W_l$, both from the layer's
@@ -19,8 +19,8 @@ $1/\\sqrt{\\text{branches}}$ (`branch_multiplier`) to each residual branch's out
 $g/\\sqrt{\\text{fan\\_in}}$ to every dense layer inside it, whose product is the
 `residual` multiplier above.
 
-For the MLP g = 1, fan-ins D and N, and branches L = H + 1 (with skips), which gives spec §2's
-$a_1 = 1/\\sqrt D$, $a_l = 1/\\sqrt{N L}$, $a_L = 1/N$ (μPC).
+For the MLP g = 1, fan-ins D and N, and branches L = H + 1 (with skips), which gives the method
+page's $a_1 = 1/\\sqrt D$, $a_l = 1/\\sqrt{N L}$, $a_L = 1/N$ (μPC).
 """
 
 import abc

@@ -1,9 +1,10 @@
-"""The published settings of μPC (spec §5), written once.
+"""The published settings of μPC (docs/method.md, "Published settings"), written once.
 
 Every default that reproduces the paper (presets, `RunConfig`, the command line, `make run`)
 reads its number from here. Activity learning rates are kept as **published**, in the
 reference's batch-mean convention, and converted to this library's per-example convention by
-dividing by the batch size (spec §4): $\\beta_\\text{ours} = \\beta_\\text{published} / B$.
+dividing by the batch size (docs/method.md, "Conventions"):
+$\\beta_\\text{ours} = \\beta_\\text{published} / B$.
 
 | setting | value |
 |---|---|

@@ -52,7 +52,7 @@ def assert_close(actual, expected, *, dtype, scale=None, k=64.0, err_msg=""):
 
 
 # ------------------------------------------------ `mupc diagnose`, recomputed independently
-# The seeding documented in `mupc._commands.diagnose`: key = jax.random.key(seed); networks
+# The seeding documented in `mupc.experiments._diagnose`: key = jax.random.key(seed); networks
 # from fold_in(key, 2), the trainer state from fold_in(key, 3), the probe batch from
 # fold_in(key, 1), training batch t from fold_in(key, 100 + t).
 
@@ -65,7 +65,7 @@ def diagnose_network(seed, d, width, depth, c, *, activation, param, skips):
 
 def diagnose_batch(seed, index, d, c, size):
     """Batch `index` (1: the probe, 100 + t: training batch t) of a `mupc diagnose` run."""
-    from mupc._commands.diagnose import synthetic_task
+    from mupc.experiments import synthetic_task
 
     return synthetic_task(jax.random.fold_in(jax.random.key(seed), index), d, c, size)
 

@@ -1,5 +1,5 @@
 """A deliberately naive predictive coding network: one example at a time, plain Python loops
-over layers, a list of separate weight matrices, and the multipliers typed in from the spec's
+over layers, a list of separate weight matrices, and the multipliers typed in from docs/method.md's
 table. The tests use it as an independent oracle for the fast, stacked implementation."""
 
 import math
@@ -16,7 +16,8 @@ ACTIVATIONS = {
 
 
 def spec_multipliers(param, input_dim, width, depth, skips):
-    """The table of spec §2, written out independently of the library."""
+    """The table of docs/method.md ("Parameterisations"), written out independently of the
+    library."""
     num_layers = depth + 1
     if param == "sp":
         return 1.0, 1.0, 1.0
@@ -101,7 +102,8 @@ def gd_inference(weights, activities, inputs, targets, mults, phi, skips, loss, 
 
 def dense_linear_system(network, x, y):
     """For a linear network and ONE example: the activity Hessian H_z and vector b of
-    ∇_z F = H_z z − b, assembled block by block from spec §6 with NumPy."""
+    ∇_z F = H_z z − b, assembled block by block with NumPy from docs/method.md
+    ("Linear networks in closed form")."""
     cfg = network.config
     a1, ah, aL = spec_multipliers(
         cfg.parameterisation, cfg.input_dim, cfg.width, cfg.depth, cfg.skips
@@ -161,7 +163,7 @@ SLOPES = {"linear": lambda v: np.ones_like(v), "relu": lambda v: (v > 0).astype(
 
 def dense_activity_hessian(network, z):
     """The activity Hessian of ONE example at activities `z` (H, N), for a linear or ReLU
-    network with MSE output, assembled block by block with NumPy (spec §6 with
+    network with MSE output, assembled block by block with NumPy (docs/method.md with
     J_l = τI + a_l W_l diag φ′(z_{l−1}); φ″ = 0 almost everywhere, so this is exact)."""
     cfg = network.config
     _, ah, aL = spec_multipliers(

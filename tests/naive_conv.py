@@ -1,6 +1,7 @@
-"""A deliberately naive conv ResNet PCN (spec §9): Python loops over stages and blocks, one
+"""A deliberately naive conv ResNet PCN (docs/method.md, "Convolutional ResNets"): Python loops
+over stages and blocks, one
 `lax.conv` per layer with XLA's own autodiff, pooling written as a reshape and mean, and the
-multipliers typed in from the spec. An independent oracle for `mupc.ConvResNet`."""
+multipliers typed in from docs/method.md. An independent oracle for `mupc.ConvResNet`."""
 
 import math
 
@@ -25,7 +26,7 @@ def pool(images):
 
 
 def spec_multipliers(param, image_channels, channels, kernel, activation):
-    """([stage convolution multipliers], readout multiplier) of spec §9: g/√(C_in k²) with
+    """([stage convolution multipliers], readout multiplier) of docs/method.md: g/√(C_in k²) with
     gain 1 on the raw image, 1/c for the μPC readout, 1/√c for NTP, all 1 under sp."""
     if param == "sp":
         return [1.0] * len(channels), 1.0

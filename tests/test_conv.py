@@ -1,4 +1,4 @@
-"""The conv ResNet of spec §9 against a naive per-layer implementation (`naive_conv.py`)."""
+"""The conv ResNet of docs/method.md against a naive per-layer implementation (`naive_conv.py`)."""
 
 import itertools
 import math
@@ -48,7 +48,7 @@ def test_multipliers_match_spec(param, activation):
 
 
 def test_relu_mupc_multipliers_by_hand():
-    """Spec §9 for ReLU: √2/√(C_in·9), residual also /√L_res, readout 1/c."""
+    """docs/method.md (conv ResNets) for ReLU: √2/√(C_in·9), residual also /√L_res, readout 1/c."""
     network = _network("mupc", "relu", blocks=4, channels=(16, 32))
     got = [mupc.MuPC().multiplier(spec) for spec in network.layer_specs()]
     assert got[0] == pytest.approx(1 / math.sqrt(2 * 9))
@@ -167,7 +167,8 @@ def test_training_step_equals_naive_gd_then_adam(inference, getkey):
 
 
 def test_mupc_activities_stay_order_one_with_depth(getkey):
-    """Spec §6 (last fact) for the conv ResNet: under μPC the activities' RMS barely moves from
+    """docs/method.md ("Linear networks in closed form", last fact) for the conv ResNet: under
+    μPC the activities' RMS barely moves from
     1 to 32 blocks per stage; under sp it grows with depth."""
     x = jax.random.normal(getkey(), (8, 8, 8, 1))
 
@@ -234,7 +235,7 @@ def test_wrong_image_shape_is_refused():
 
 def _diagnosed_conv(depth, width, side, classes, seed=0):
     """The conv network and probe batch that `mupc diagnose ... --network conv --stages 2`
-    measures at one grid point (the documented seeding of `mupc/_commands/diagnose.py`)."""
+    measures at one grid point (the documented seeding of `mupc/experiments/_diagnose.py`)."""
     from helpers import diagnose_batch
 
     from mupc.experiments import RunConfig

@@ -80,7 +80,7 @@ def test_first_adam_step_moves_every_weight_by_the_learning_rate():
 
 
 def test_mupc_activities_stay_order_one_and_sp_ones_explode_with_depth():
-    """Spec §6: the μPC forward pass keeps RMS activities O(1) whatever N and H; under sp
+    """docs/method.md: the μPC forward pass keeps RMS activities O(1) whatever N and H; under sp
     they grow with depth."""
     x, y = _batch(20, 10)
 

@@ -1,4 +1,4 @@
-"""The energy of spec §3 and its gradients, against the naive per-layer oracle and finite
+"""The energy of docs/method.md and its gradients, against the naive per-layer oracle and finite
 differences."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""Error-optimised inference (ePC, spec §8) against independent oracles: a naive per-layer
+"""Error-optimised inference (ePC, docs/method.md) against independent oracles: a naive per-layer
 implementation of the error-perturbed forward pass, the closed-form equilibrium of linear
 networks, and the first-order relation to backprop."""
 
@@ -100,7 +100,7 @@ def test_errors_gradient_equals_finite_differences(getkey):
 
 
 def test_stationary_point_is_the_pc_equilibrium_of_a_linear_network(getkey):
-    """Converged ePC states equal z* = H_z⁻¹ b, solved densely with NumPy (spec §6, §8)."""
+    """Converged ePC states equal z* = H_z⁻¹ b, solved densely with NumPy (docs/method.md)."""
     network, x, y = _problem(getkey(), activation="linear", depth=3, width=4)
     solver = mupc.ErrorInference(optax.sgd(0.3), steps=20_000, tolerance=1e-11)
     result, _, _ = _run(solver, network, x, y, mupc.MSE())

@@ -1,5 +1,5 @@
 """`mupc evaluate CHECKPOINT`: test loss and accuracy from the file alone, against a NumPy
-forward pass written from the spec's equations and the checkpoint's raw arrays."""
+forward pass written from docs/method.md's equations and the checkpoint's raw arrays."""
 
 import json
 
@@ -10,7 +10,8 @@ from naive import spec_multipliers
 
 import mupc
 from mupc._cli import main
-from mupc.experiments._run import RunConfig, load_run_data
+from mupc.experiments import RunConfig
+from mupc.experiments._run_data import load_run_data
 
 TINY = ["train", "--dataset", "synthetic", "-H", "3", "-N", "16", "--quiet"]
 

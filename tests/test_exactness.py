@@ -1,4 +1,4 @@
-"""Exact where the math is exact (spec §6, first fact; spec §8).
+"""Exact where the math is exact (docs/method.md, "Exact errors").
 
 In float32, bit for bit:
 

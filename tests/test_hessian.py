@@ -1,4 +1,4 @@
-"""The activity Hessian against closed forms (spec §6) and dense against Lanczos."""
+"""The activity Hessian against closed forms (docs/method.md) and dense against Lanczos."""
 
 import equinox as eqx
 import jax
@@ -289,7 +289,8 @@ def test_cli_hessian_rows_and_figure_equal_numpy_eigenvalues(tmp_path, saved_fig
     "activation, low, high", [("linear", 5.0e2, 6.0e2), ("relu", 3.0e2, 4.5e2)]
 )
 def test_mupc_condition_number_at_published_size(activation, low, high):
-    """Spec §6: μPC at init, N = 128, H = 8, D = 784, C = 10, one example, feedforward point:
+    """docs/method.md ("Linear networks in closed form"): μPC at init, N = 128, H = 8,
+    D = 784, C = 10, one example, feedforward point:
     κ ≈ 5.2e2–5.9e2 (linear), about 0.7 of that for ReLU; λ_max ≈ 4.5–5."""
     config = NetworkConfig(784, 128, 8, 10, activation)
     x = jax.random.normal(jax.random.key(1), (2, 784))

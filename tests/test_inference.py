@@ -1,4 +1,5 @@
-"""Inference (spec §4 step 2 and §6): linear-network equilibria from dense linear algebra,
+"""Inference (docs/method.md: a training step, linear networks): linear-network equilibria
+from dense linear algebra,
 the naive per-step loop, solver equivalences and the layer-skipping shortcut."""
 
 import diffrax
@@ -173,7 +174,7 @@ def test_other_optimisers_equal_the_naive_loop(optimiser, getkey):
     applies the same Optax optimiser to each example's gradient, and lower every example's
     energy. The start is off the feedforward pass: there the bottom layers' gradients are
     rounding noise in the naive loop (exactly zero in the library), which Adam amplifies by
-    up to lr/ε_Adam = 1e6 (spec §6), so equality would only hold to ~1e-4."""
+    up to lr/ε_Adam = 1e6 (docs/method.md), so equality would only hold to ~1e-4."""
     network, x, y = _problem(getkey(), depth=6, width=8, activation="tanh")
     start = network.feedforward(x)[0] + 0.3 * jax.random.normal(getkey(), (6, 3, 8), jnp.float64)
     solver = mupc.DiscreteInference(optimiser, 20)

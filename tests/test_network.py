@@ -1,4 +1,4 @@
-"""The network of spec §2: multipliers, initialisation, forward pass, depth stability."""
+"""The network of docs/method.md: multipliers, initialisation, forward pass, depth stability."""
 
 import math
 
@@ -21,7 +21,8 @@ def test_multipliers_match_spec_table(param, skips):
 
 
 def test_spec_worked_example():
-    # spec §2: N = 512, H = 128 gives a_1 = 1/28, a_l = 1/sqrt(512·129) ≈ 3.89e-3, a_L = 1/512.
+    # docs/method.md: N = 512, H = 128 gives a_1 = 1/28, a_l = 1/sqrt(512·129) ≈ 3.89e-3,
+    # a_L = 1/512.
     first, hidden, last = mupc.NetworkConfig(784, 512, 128, 10).multipliers
     assert first == pytest.approx(1 / 28)
     assert hidden == pytest.approx(3.89e-3, abs=5e-6)
@@ -43,7 +44,7 @@ _D, _N, _C = 900, 64, 5
     "name, fan_in", [("input_weights", _D), ("hidden_weights", _N), ("output_weights", _N)]
 )
 def test_sp_weights_are_uniform_with_the_fan_in_bound(name, fan_in, getkey):
-    """spec §2: `sp` draws every matrix from U(±1/√fan_in), fan_in = its input dimension."""
+    """docs/method.md: `sp` draws every matrix from U(±1/√fan_in), fan_in = its input dimension."""
     network = mupc.ResNet(
         mupc.NetworkConfig(_D, _N, 3, _C, parameterisation="sp"), key=getkey(), dtype=jnp.float64
     )

@@ -179,11 +179,19 @@ def test_sigint_stops_a_two_worker_sweep_cleanly_and_rerun_resumes(tmp_path, cap
 def test_kill_9_of_a_two_worker_sweep_leaves_no_orphans_and_loses_no_run(tmp_path, capsys):
     out = tmp_path / "sweep"
     process, workers = _start_sweep(out, "--workers", "2", until="a run is training")
+    # A second, identical sweep into the same folder is refused, naming the first (issue 20).
+    capsys.readouterr()
+    assert main([*SWEEP, "--out", str(out), "--workers", "1"]) == 2
+    _inject()
+    line = _one_line(capsys.readouterr().err)
+    assert str(out) in line and f"process {process.pid}" in line, line
     process.kill()  # SIGKILL: no handler runs in the parent
     _inject()
     _killed(process)
     assert _orphans(workers) == []
+    assert (out / ".mupc.lock").read_text().split()[0] == str(process.pid)  # stale: taken over
     _finish_and_count_lost(out, capsys)
+    assert not (out / ".mupc.lock").exists()
 
 
 @pytest.mark.skipif(not LINUX, reason="reads /proc to find the Ray processes")
@@ -210,6 +218,292 @@ def test_ray_backend_stops_on_sigint_and_leaves_no_orphans_after_kill_9(tmp_path
     _killed(process)
     assert _orphans(seen, wait=20.0) == []
     _finish_and_count_lost(out, capsys)
+
+
+# ------------------------------------------------------------ one writer per output folder
+
+
+def _spawn(*argv: str) -> subprocess.Popen:
+    """`mupc ARGV` in a new process (and process group), as a user would start it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mupc._cli", *argv], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
+    )  # fmt: skip
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {path.name} after {timeout} s"
+        time.sleep(0.02)
+
+
+TRAIN = ["train", "--dataset", "synthetic", "-H", "2", "-N", "16", "--quiet"]
+
+
+@pytest.mark.skipif(not LINUX, reason="kill -9 of a child process")
+def test_two_trains_into_one_folder_the_second_is_refused_and_a_dead_lock_taken_over(tmp_path):
+    """Issue 20, defect 1: two `mupc train` into the same `--out` overwrote each other and
+    both exited 0. Now the second is refused in one line naming the folder and the first's
+    PID; the first is unharmed; once it is killed (-9) its lock file is taken over."""
+    out = tmp_path / "run"
+    first = _spawn(*TRAIN, "--steps", "100000000", "--checkpoint-every", "20", "--out", str(out))
+    _wait_for(out / "checkpoint.npz", first)
+    second = _spawn(*TRAIN, "--steps", "30", "--seed", "1", "--out", str(out))
+    _inject()
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 2
+    line = _one_line(stderr)
+    assert line.startswith("mupc train: error: ") and str(out) in line, line
+    assert f"process {first.pid}" in line, line
+    assert json.loads((out / "config.json").read_text())["run"]["seed"] == 0
+    first.kill()
+    _inject()
+    _killed(first)
+    assert (out / ".mupc.lock").read_text().split()[0] == str(first.pid)  # left behind
+    with np.load(out / "checkpoint.npz") as stored:
+        step = int(stored["step"])
+    flags = ["--steps", str(step + 5), "--checkpoint-every", "20", "--out", str(out)]
+    assert _train(*flags, "--resume") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == step + 5 and summary["config"]["seed"] == 0
+    TALLY["runs lost"] += summary["status"] != "completed"
+    assert not (out / ".mupc.lock").exists()
+
+
+def test_the_folder_lock_names_its_holder_and_is_reentrant_after_release(tmp_path):
+    from mupc.experiments._lock import FolderInUse, folder_lock
+
+    with folder_lock(tmp_path):
+        assert (tmp_path / ".mupc.lock").read_text().split()[0] == str(os.getpid())
+        with pytest.raises(FolderInUse, match=rf"in use by process {os.getpid()}\b"):
+            with folder_lock(tmp_path):
+                pass
+    assert not (tmp_path / ".mupc.lock").exists()
+    (tmp_path / ".mupc.lock").write_text("999999999 elsewhere\n")  # a dead holder's file
+    with folder_lock(tmp_path):
+        assert (tmp_path / ".mupc.lock").read_text().split()[0] == str(os.getpid())
+
+
+def test_a_refused_run_leaves_no_empty_output_folder(tmp_path, capsys, monkeypatch):
+    """Issue 20, minor: a data error after `--out` was created left an empty folder."""
+    out = tmp_path / "new" / "run"
+
+    def fail(config, layout=None):
+        raise mupc.DatasetError("no such data")
+
+    monkeypatch.setattr(run_module, "load_run_data", fail)
+    assert _train("--steps", "2", "--out", str(out)) == 2
+    _inject()
+    _one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------- mupc train: signals at any moment
+
+
+def _launch(*argv: str) -> subprocess.Popen:
+    """`mupc ARGV` through the `mupc` executable's module (its first line handles signals)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mupc_cli", *argv], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
+    )  # fmt: skip
+
+
+def _checkpoint_step(out: Path) -> int | None:
+    try:
+        with np.load(out / "checkpoint.npz") as stored:
+            return int(stored["step"])
+    except OSError:
+        return None
+
+
+def _check_stop_message(line: str, out: Path, signum: int) -> None:
+    """The line says what happened: which checkpoint was kept, or that none was."""
+    name = signal.Signals(signum).name
+    step = _checkpoint_step(out)
+    if step is not None:
+        assert line.startswith(f"mupc train: stopped by {name}; the checkpoint at step {step} "), (
+            line
+        )
+    elif line == f"mupc: stopped by {name} while starting; nothing was done":
+        assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
+    else:
+        assert (
+            line
+            == f"mupc train: stopped by {name} before the first checkpoint; run the command again"
+        ), line
+
+
+# When the signal is sent: as soon as `main` has run its first line (it handles SIGTERM: the
+# interpreter's own start-up, before it, is not ours), then seconds after the start (imports,
+# data loading, compilation), then during the training steps (once a checkpoint exists).
+MOMENTS = ("main started", 0.5, 1.5, "training")
+
+
+def _handles_sigterm(pid: int) -> bool:
+    """Whether process `pid` has installed a handler for SIGTERM (its `SigCgt` mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def _wait_until_main_started(process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not _handles_sigterm(process.pid):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "main did not start within 60 s"
+        time.sleep(0.001)
+
+
+@pytest.mark.skipif(not LINUX, reason="POSIX signals to a child process")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_train_stops_at_any_moment_saying_what_was_kept(tmp_path, signum):
+    """Issue 20, defect 2 and minor: a Ctrl-C in the first seconds was sometimes lost (the
+    run went on and exited 0) or printed a traceback during the imports."""
+    for index, moment in enumerate(MOMENTS):
+        out = tmp_path / f"run{index}"
+        flags = ["--steps", "100000000", "--checkpoint-every", "20", "--out", str(out)]
+        process = _launch(*TRAIN, *flags)
+        if moment == "training":
+            _wait_for(out / "checkpoint.npz", process)
+        elif moment == "main started":
+            _wait_until_main_started(process)
+        else:
+            time.sleep(float(moment))
+        process.send_signal(signum)
+        _inject()
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _killed(process)
+            pytest.fail(f"{signal.Signals(signum).name} at {moment}: still running after 60 s")
+        assert process.returncode == 128 + signum, (moment, stderr)
+        _check_stop_message(_one_line(stderr), out, signum)
+        assert not list(out.glob("*.tmp")) if out.exists() else True
+
+
+SLOW_STEP = """
+import pathlib, sys
+import jax, jax.numpy as jnp, numpy as np
+from mupc.experiments import _loop
+
+marker, kind = pathlib.Path(sys.argv[1]), sys.argv[2]
+sys.argv = ["mupc", *sys.argv[3:]]
+stream = _loop._batch_stream
+
+@jax.jit
+def spin(m):  # minutes of compiled work (JAX lets Python handle signals while it waits)
+    return jax.lax.fori_loop(0, 10**6, lambda i, m: jnp.tanh(m @ m), m)
+
+def slow_stream(config, data, start, total, per_epoch):
+    for step, inputs, targets in stream(config, data, start, total, per_epoch):
+        if step == 40:
+            marker.touch()
+            if kind == "jax":
+                spin(jnp.ones((256, 256))).block_until_ready()
+            else:  # tens of seconds in BLAS, which never lets Python handle a signal
+                a = np.ones((7000, 7000))
+                a @ a
+        yield step, inputs, targets
+
+_loop._batch_stream = slow_stream
+import mupc_cli
+mupc_cli.main()
+"""
+
+
+@pytest.mark.skipif(not LINUX, reason="POSIX signals to a child process")
+@pytest.mark.parametrize("kind", ["jax", "blas"])
+def test_sigterm_during_a_long_compiled_step_ends_soon_with_the_checkpoint_intact(
+    tmp_path, capsys, kind
+):
+    """Issue 20, defect 3: a SIGTERM during a long compiled computation was printed as
+    handled, but the process went on for minutes (its computation still running). Now it
+    ends within seconds with the checkpoint intact: at once after the message when Python
+    could take the signal up (`jax`), or, when the main thread cannot run Python at all
+    (`blas`), by the watchdog after its grace time, saying the step in progress was
+    abandoned."""
+    out, marker = tmp_path / "run", tmp_path / "in-the-slow-step"
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_STEP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    flags = ["--steps", "60", "--checkpoint-every", "20", "--out", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(marker), kind, *TRAIN, *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=env,
+    )  # fmt: skip
+    _wait_for(marker, process)
+    time.sleep(1.0)  # well inside the computation
+    asked = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _inject()
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _killed(process)
+        pytest.fail("SIGTERM during a compiled step: still running after 60 s")
+    assert time.monotonic() - asked < 15
+    assert process.returncode == 143
+    line = _one_line(stderr)
+    assert line.startswith("mupc train: stopped by SIGTERM; the checkpoint at step 40 "), line
+    abandoned = line.endswith("(the step in progress was abandoned, not saved)")
+    assert abandoned == (kind == "blas"), line
+    assert _checkpoint_step(out) == 40
+    assert _train(*flags, "--resume") == 0  # the checkpoint is whole: the run goes on
+    summary = json.loads((out / "summary.json").read_text())
+    TALLY["runs lost"] += summary["steps"] != 60
+
+
+def test_a_stop_swallowed_by_a_gc_callback_in_the_command_line_is_delivered_again(capsys):
+    """Issue 20, defect 2: in `mupc train` (not only in sweep workers) a stop raised inside
+    JAX's garbage-collection callback was printed as "Exception ignored" and lost."""
+    import types
+
+    from mupc.experiments._interrupt import Interrupted, stop_on_signals
+
+    with pytest.raises(Interrupted) as stopped:
+        with stop_on_signals():
+            # What Python does with an exception raised in a gc callback: the hook, no raise.
+            sys.unraisablehook(types.SimpleNamespace(exc_value=Interrupted(signal.SIGTERM)))
+            time.sleep(5)  # the re-sent SIGTERM arrives long before this ends
+    _inject()
+    assert stopped.value.signum == signal.SIGTERM
+    assert capsys.readouterr().err == ""
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused_up_front(capsys):
+    """Issue 20, defect 3: `-H 100000` was accepted without a word."""
+    started = time.monotonic()
+    assert _train("-H", "100000", "-N", "128", "--steps", "1") == 2
+    _inject()
+    line = _one_line(capsys.readouterr().err)
+    assert "-H 100000 -N 128" in line and "cannot fit in memory" in line and "GiB" in line
+    assert time.monotonic() - started < 30
+
+
+def test_the_memory_estimate_counts_the_weights_and_activities():
+    """The estimate's parts, against the network's own arrays (counted independently)."""
+    import jax
+
+    from mupc.experiments._memory import estimate_memory
+
+    config = RunConfig(depth=3, width=8, batch_size=5, optimizer="adam")
+    estimate = estimate_memory(config, (6,), 4)
+    network = config.build_network((6,), 4, key=jax.random.key(0), dtype=jax.numpy.float32)
+    weights = sum(leaf.nbytes for leaf in jax.tree.leaves(network))
+    assert weights == (6 * 8 + 2 * 8 * 8 + 8 * 4) * 4  # W_1, W_2, W_3, the readout
+    assert estimate.weights == weights
+    # Three hidden layers of 8 and the output's 4: (3 * 8 + 4) floats of 4 bytes per example.
+    assert estimate.activities == 5 * (3 * 8 + 4) * 4
+    assert estimate.total == (3 + 2) * weights + 4 * estimate.activities  # Adam: 2 states
 
 
 # ---------------------------------------------------------------------------- files and disks

@@ -12,7 +12,8 @@ import mupc
 from mupc._cli import main
 from mupc.experiments import DEPTH_PRESETS, TRANSFER_PRESETS, RunConfig, depth_runs, transfer_runs
 from mupc.experiments._figures import transfer_grid, transfer_report
-from mupc.experiments._run import build_trainer, load_run_data
+from mupc.experiments._loop import build_trainer
+from mupc.experiments._run_data import load_run_data
 from mupc.experiments._summary import RunSummary
 from mupc.experiments._sweep import SweepResult
 

@@ -1,4 +1,5 @@
-"""The learning-signal diagnostic (spec §8): PC weight gradients against backprop's, per layer,
+"""The learning-signal diagnostic (docs/method.md, "The learning signal"): PC weight gradients
+against backprop's, per layer,
 checked against a naive implementation and NumPy."""
 
 import csv

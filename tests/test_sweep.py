@@ -7,8 +7,8 @@ import pytest
 from helpers import PNG_SIGNATURE
 
 from mupc._cli import main
+from mupc.experiments import RunConfig
 from mupc.experiments._presets import DEPTH_PRESETS, TRANSFER_PRESETS, depth_runs, transfer_runs
-from mupc.experiments._run import RunConfig
 from mupc.experiments._sweep import SweepRun, run_sweep
 
 TINY_DEPTH = ["sweep", "depth", "--dataset", "synthetic", "--depths", "2", "3", "-N", "8",

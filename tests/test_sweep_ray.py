@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from mupc._cli import main
-from mupc.experiments._run import RunConfig
+from mupc.experiments import RunConfig
 from mupc.experiments._sweep import SweepRun, run_sweep
 
 

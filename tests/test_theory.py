@@ -1,4 +1,4 @@
-"""Linear-network closed forms (spec §6) against long inference and autodiff."""
+"""Linear-network closed forms (docs/method.md) against long inference and autodiff."""
 
 import equinox as eqx
 import jax

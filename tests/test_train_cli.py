@@ -13,7 +13,8 @@ import mupc
 from mupc import _data
 from mupc._cli import main
 from mupc.experiments import RunConfig
-from mupc.experiments._run import first_divergence, load_run_data
+from mupc.experiments._divergence import first_divergence
+from mupc.experiments._run_data import load_run_data
 
 TINY = ["--dataset", "synthetic", "-H", "2", "-N", "16", "--quiet"]
 

@@ -1,4 +1,4 @@
-"""The PC and BP training steps (spec §4), against the naive oracle; compile-once; input
+"""The PC and BP training steps (docs/method.md), against the naive oracle; compile-once; input
 validation; evaluation."""
 
 import jax

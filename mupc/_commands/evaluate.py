@@ -13,7 +13,8 @@ def _run(args) -> int:
     from .._checkpoint import load_network, read_checkpoint_config
     from .._evaluation import evaluate
     from .._loss import resolve_loss
-    from ..experiments._run import RunConfig, load_run_data
+    from ..experiments._config import RunConfig
+    from ..experiments._run_data import load_run_data
 
     stored_config = read_checkpoint_config(args.checkpoint)
     # Checkpoints written by `mupc train` carry the run's settings; others carry none.

@@ -24,7 +24,8 @@ def _common(parser, presets: tuple[str, ...]) -> None:
         "--preset",
         default="quick",
         choices=presets,
-        help="settings to start from (quick: minutes on 2 cores; paper: spec §5)",
+        help="settings to start from (quick: minutes on 2 cores; paper: the published settings "
+        "of docs/method.md)",
     )
     parser.add_argument("--out", help="output folder (default runs/<kind>-<preset>)")
     parser.add_argument(

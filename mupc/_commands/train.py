@@ -35,7 +35,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--network",
         choices=_config.NETWORK_KINDS,
         default=defaults.network,
-        help="mlp: the residual MLP (default); conv: the conv ResNet of spec §9 on images",
+        help="mlp: the residual MLP (default); conv: the conv ResNet on images (docs/method.md)",
     )
     net.add_argument(
         "--depth",
@@ -109,7 +109,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--train-top",
         dest="trainable_top",
         type=non_negative_int,
-        help="train only the top k hidden layers and the readout (MLP; the control of spec §8)",
+        help="train only the top k hidden layers and the readout (MLP; the control of "
+        'docs/method.md, "The learning signal")',
     )
     train.add_argument(
         "--activity-optimizer",
@@ -255,6 +256,18 @@ def _stopped(error: KeyboardInterrupt, out: str | None):
     )
 
 
+def _say_what_was_kept_if_stuck(out: str | None) -> None:
+    """If a stop arrives during a computation the run cannot leave (a long compiled step),
+    the process ends without it, saying which checkpoint was kept."""
+    from ..experiments._interrupt import Interrupted, set_stuck_message
+
+    def message(signum: int) -> str:
+        stopped = _stopped(Interrupted(signum), out)
+        return f"mupc train: {stopped} (the step in progress was abandoned, not saved)"
+
+    set_stuck_message(message)
+
+
 def _tracker(logdir: str | None, config):
     """The `--tensorboard DIR` tracker (None without the flag)."""
     if logdir is None:
@@ -297,6 +310,7 @@ def _run(args) -> int:
 
         initialize(args.coordinator, args.num_processes, args.process_id)
     config = config_from_args(args)
+    _say_what_was_kept_if_stuck(args.out)
     tracker = _tracker(args.tensorboard, config)
     try:
         summary = run_experiment(

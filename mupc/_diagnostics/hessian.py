@@ -1,4 +1,5 @@
-"""The activity Hessian of the energy: how well conditioned inference is (spec §1, §6).
+"""The activity Hessian of the energy: how well conditioned inference is (docs/method.md,
+"Linear networks in closed form").
 
 For one example, stack the hidden activities into $z = (z_1, \\dots, z_H) \\in \\mathbb{R}^{HN}$;
 the activity Hessian is $H_z = \\nabla_z^2 F(z; W)$, an $HN \\times HN$ matrix. Gradient descent

@@ -1,5 +1,5 @@
 """Where the learning signal goes: per layer, how the PC weight gradient compares with
-backprop's (spec §8).
+backprop's (docs/method.md, "The learning signal").
 
 For a network, a batch and a PC trainer, with $g_{\\text{PC},l}$ the weight gradient the trainer
 steps on (the batch-mean energy's gradient at the activities after inference, or the solver's

@@ -1,4 +1,5 @@
-"""Closed forms for linear networks: the equilibrium of inference and its energy (spec §6).
+"""Closed forms for linear networks: the equilibrium of inference and its energy
+(docs/method.md, "Linear networks in closed form").
 
 With $\\phi$ the identity, write $A_1 z_0 := a_1 W_1 x$, $A_l = \\tau I + a_l W_l$ for
 $2 \\le l \\le H$ and $A_L = a_L W_L$. The energy (MSE output) is quadratic in the activities,

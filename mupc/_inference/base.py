@@ -1,4 +1,5 @@
-"""The inference interface: minimise the energy over the activities (spec §4, step 2).
+"""The inference interface: minimise the energy over the activities (docs/method.md, "A
+training step", step 2).
 
 The activity step is defined **per example**: solvers follow $-\\nabla_{z^{(i)}} F_i$ for every
 example i, the gradient of that example's own energy, so the dynamics do not depend on the

@@ -1,4 +1,5 @@
-"""Error-optimised inference (ePC; Goemaere, Oliviers, Bogacz & Demeester 2025, spec §8).
+"""Error-optimised inference (ePC; Goemaere, Oliviers, Bogacz & Demeester 2025, arXiv
+2505.20137; docs/method.md).
 
 The activities are reparameterised by their prediction errors,
 

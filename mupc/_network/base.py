@@ -47,7 +47,7 @@ class LayerSpec(NamedTuple):
     - `fan_in`: the number of inputs of one output unit: D or N for a dense layer,
       $C_{\\text{in}} k^2$ for a k × k convolution.
     - `gain`: the activation's gain g multiplying μPC's $1/\\sqrt{\\text{fan\\_in}}$ (1 for the MLP
-      of spec §2; $\\sqrt 2$ for ReLU in the conv ResNet of spec §9).
+      of docs/method.md, "Parameterisations"; $\\sqrt 2$ for ReLU in the conv ResNet).
     - `branches`: for a residual layer, the number of residual branches the depth factor
       $1/\\sqrt{\\text{branches}}$ counts (L = H + 1 for the MLP, the number of residual blocks
       for the conv ResNet); 1 otherwise.

@@ -1,4 +1,4 @@
-"""A convolutional pre-activation ResNet under Depth-μP (spec §9).
+"""A convolutional pre-activation ResNet under Depth-μP (docs/method.md, "Convolutional ResNets").
 
 S stages; stage s works at one resolution with $c_s$ channels and has a non-residual k × k
 convolution followed by n identical residual blocks; 2 × 2 average pooling joins the stages:
@@ -9,7 +9,7 @@ z_{s,i} = z_{s,i-1} + a_{\\text{res}}\\, W_{s,i} \\ast \\phi(z_{s,i-1})\\ (1 \\l
 
 $$\\hat y = a_L W_L \\operatorname{mean}_{h,w} \\phi(z_{S-1,n}).$$
 
-Every layer's output is a PC activity with its own error. No biases. Under μPC (spec §9) a
+Every layer's output is a PC activity with its own error. No biases. Under μPC a
 convolution with $C_{\\text{in}}$ input channels gets $g/\\sqrt{C_{\\text{in}} k^2}$ (g the
 activation's gain; 1 on the raw image), a residual block also $1/\\sqrt{L_{\\text{res}}}$ with
 $L_{\\text{res}} = S n$ residual blocks in all, the readout $1/c_{S-1}$; weights

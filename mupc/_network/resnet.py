@@ -1,4 +1,4 @@
-"""The fully connected pre-activation residual network of spec §2.
+"""The fully connected pre-activation residual network (docs/method.md, "Network and energy").
 
 $$z_1 = a_1 W_1 x, \\qquad z_l = \\tau z_{l-1} + a_l W_l \\phi(z_{l-1})\\ (2 \\le l \\le H),
 \\qquad \\hat y = a_L W_L \\phi(z_H),$$

@@ -1,4 +1,4 @@
-"""Predictive coding training (spec §4): initialise, infer, learn."""
+"""Predictive coding training (docs/method.md, "A training step"): initialise, infer, learn."""
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +14,8 @@ from .base import StepMetrics, Trainer
 
 
 class PCTrainer(Trainer):
-    """Predictive coding training (spec §4): initialise the activities, run inference, then
+    """Predictive coding training (docs/method.md, "A training step"): initialise the
+    activities, run inference, then
     one optimiser step on the weights using $\\partial \\bar F / \\partial W$, the gradient of the
     batch-mean energy at the final activities (or what the solver's `weight_gradients` says).
 

@@ -8,9 +8,33 @@ published settings, their figures, training-curve reports and dashboard tracking
   `TRANSFER_PRESETS` and `transfer_runs`; figures: `depth_figure`, `transfer_figure`,
   `transfer_report`; reports: `plot_runs` (`mupc plot`); tracking: `Tracker`,
   `TensorBoardTracker` (`--tensorboard`).
+- Diagnostics (`mupc diagnose`): `diagnose_hessian` (`HessianExperiment`), `diagnose_coords`
+  (`CoordsExperiment`), `diagnose_theory` (`TheoryExperiment`), `diagnose_signal`
+  (`SignalExperiment`) write their CSV and figure and return the rows; `DiagnosticGrid` and
+  `synthetic_task` are their common grid and data.
 """
 
 from ._config import RunConfig as RunConfig
+from ._diagnose import DiagnosticGrid as DiagnosticGrid, synthetic_task as synthetic_task
+from ._diagnose_coords import (
+    COORD_COLUMNS as COORD_COLUMNS,
+    CoordsExperiment as CoordsExperiment,
+    diagnose_coords as diagnose_coords,
+)
+from ._diagnose_hessian import (
+    HESSIAN_COLUMNS as HESSIAN_COLUMNS,
+    HessianExperiment as HessianExperiment,
+    diagnose_hessian as diagnose_hessian,
+)
+from ._diagnose_signal import (
+    SignalExperiment as SignalExperiment,
+    diagnose_signal as diagnose_signal,
+)
+from ._diagnose_theory import (
+    THEORY_COLUMNS as THEORY_COLUMNS,
+    TheoryExperiment as TheoryExperiment,
+    diagnose_theory as diagnose_theory,
+)
 from ._figures import (
     depth_figure as depth_figure,
     transfer_figure as transfer_figure,

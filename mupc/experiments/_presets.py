@@ -1,4 +1,5 @@
-"""Sweep presets: the published settings (spec §5) and quick versions for a 2-core machine.
+"""Sweep presets: the published settings (docs/method.md, "Published settings") and quick
+versions for a 2-core machine.
 
 Learning rates are given as published, activity rates in the **batch-mean** convention, and
 converted to this library's per-example convention (`activity_lr_from_batch_mean`) when the
@@ -39,7 +40,8 @@ class Method:
 # Standard PC's rates: best of a small grid measured here (mnist-sample, N = 128, 100 steps,
 # weight lr {1e-2, 1e-3, 1e-4} x activity lr {0.5, 0.1, 0.05} batch-mean): (1e-3, 0.5) has
 # the lowest training loss at H = 16 and the best test accuracy at H = 8 and 16; see
-# docs/tutorials/sweeps.md (depth sweep). The published rates of μPC and BP are from spec §5.
+# docs/tutorials/sweeps.md (depth sweep). The published rates of μPC and BP are on the method
+# page ("Published settings").
 METHODS: dict[str, Method] = {
     "pc": Method("PC", "pc", "sp", 1e-3, 0.5),
     "mupc": Method("μPC", "pc", "mupc", published.MUPC_WEIGHT_LR, published.ACTIVITY_LR_BATCH_MEAN),
@@ -68,7 +70,7 @@ class DepthPreset:
 
 
 DEPTH_PRESETS = {
-    # spec §5: N = 512, 1 epoch of MNIST, H in {8, ..., 128}, 3 seeds.
+    # As published (docs/method.md): N = 512, 1 epoch of MNIST, H in {8, ..., 128}, 3 seeds.
     "paper": DepthPreset("mnist", published.WIDTH, published.DEPTHS, published.SEEDS, 1.0, None),
     # A few minutes on 2 cores: 150 steps (2.4 epochs) of the 4,000 mnist-sample digits.
     "quick": DepthPreset("mnist-sample", 128, (8, 16, 32, 64), 2, None, 150),
@@ -89,7 +91,8 @@ DEPTH_PRESETS = {
         "fashion-mnist", 8, (1, 2, 4, 8, 16), 1, None, 300,
         methods=("pc", "mupc", "epc", "bp"), network="conv",
     ),
-    # ... and a GPU-sized CIFAR-10 version (spec §9: 16 channels doubling over 3 stages).
+    # ... and a GPU-sized CIFAR-10 version (docs/method.md, "Convolutional ResNets": 16
+    # channels doubling over 3 stages).
     "conv-paper": DepthPreset(
         "cifar10", 16, (1, 2, 4, 8, 16), published.SEEDS, 20.0, None,
         methods=("pc", "mupc", "epc", "bp"), network="conv",

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,4 +138,35 @@ def describe(summary: RunSummary) -> str:
         f"test accuracy {summary.test_accuracy:.2%} (best {summary.best_test_accuracy:.2%}), "
         f"min training loss {summary.min_train_loss:.4g}, {summary.steps} steps in "
         f"{summary.wall_seconds:.1f} s"
+    )
+
+
+def summarise(loop: Any, divergence: Any, started: float) -> RunSummary:
+    """The `RunSummary` of the training `loop` (a `mupc.experiments._loop.Loop`) that ended at
+    `divergence` (a `Divergence`, or None when it completed), `started` at this
+    `time.perf_counter()`."""
+    tracker = loop.monitor.tracker
+    steps = loop.total if divergence is None else divergence.step
+    last = tracker.last_eval if divergence is None else None
+    seconds = time.perf_counter() - started
+    return RunSummary(
+        status="completed" if divergence is None else "diverged",
+        config=loop.config,
+        steps=steps,
+        epochs=round(steps / loop.per_epoch, 4),
+        test_accuracy=None if last is None else last["test_accuracy"],
+        test_loss=None if last is None else last["test_loss"],
+        best_test_accuracy=tracker.best_test_accuracy,
+        min_train_loss=tracker.min_train_loss,
+        final_train_loss=None if divergence is not None else tracker.last_train_loss,
+        diverged_at_step=None if divergence is None else divergence.step,
+        diverged_on=None if divergence is None else divergence.on,
+        wall_seconds=round(loop.wall(), 3),
+        seconds_per_step=round(seconds / (steps - loop.start), 5) if steps > loop.start else None,
+        dataset=loop.data.name,
+        num_train=int(loop.data.train_images.shape[0]),
+        num_test=int(loop.data.test_images.shape[0]),
+        initial_train_loss=tracker.initial_train_loss,
+        divergence=None if divergence is None else divergence.kind,
+        data_dir=loop.data.directory,
     )

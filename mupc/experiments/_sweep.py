@@ -37,7 +37,9 @@ from .._atomic import (
 )
 from ._config import RunConfig
 from ._interrupt import Interrupted, as_interrupted, stop_on_signals
-from ._run import check_same_run, holds_run, read_json, run_experiment
+from ._lock import folder_lock
+from ._output import check_same_run, holds_run, read_json
+from ._run import run_experiment
 from ._summary import RunSummary
 
 # Summary fields copied into results.csv, after the run's labels.
@@ -377,73 +379,77 @@ def run_sweep(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be a positive integer, got {workers!r}.")
     check_writable_folder(out, "--out")
-    remove_stale_temporaries(out)
-    _check_folder(out, kind, runs, log)
-    todo = [run for run in runs if read_summary(out, run) is None]
-    datasets = _locate_datasets(todo, log)
-    _record_invocation(out, kind, runs, argv, datasets)
-    done = len(runs) - len(todo)
-    where = (
-        f"as Ray tasks on {address or 'a local Ray instance'}"
-        if backend == "ray"
-        else f"on {min(workers, max(1, len(todo)))} worker(s)"
-    )
-    log(
-        f"{len(runs)} runs: {done} already finished, running {len(todo)} {where}; results in {out}/"
-    )
-    failures = {}
-    started = time.perf_counter()
-
-    def finished(run: SweepRun, summary: RunSummary | None, error: str | None) -> None:
-        nonlocal done
-        done += 1
-        if error is not None:
-            failures[run.run_id] = error
-            with contextlib.suppress(OSError):  # e.g. a full disk: the log line still says it
-                write_text_atomic(out / "runs" / run.run_id / "error.txt", error)
-            log(f"[{done}/{len(runs)}] {run.run_id}: FAILED (see runs/{run.run_id}/error.txt)")
-        else:
-            assert summary is not None  # every caller passes a summary or an error
-            log(f"[{done}/{len(runs)}] {_describe(SweepResult(run, summary))}")
-        write_results(out, runs)
-
-    try:
-        with stop_on_signals():
-            if not todo:
-                pass  # nothing to run: start no process (and no Ray)
-            elif backend == "ray":
-                from ._ray_backend import run_on_ray
-
-                run_on_ray(
-                    todo,
-                    out,
-                    _execute,
-                    finished,
-                    address=address,
-                    num_cpus=workers if address is None else None,
-                    worker_env=WORKER_ENV,
-                )
-            elif workers == 1 or len(todo) == 1:
-                for run in todo:
-                    try:
-                        summary = _execute(run.config.to_dict(), str(out / "runs" / run.run_id))
-                    except Exception:  # recorded; the sweep goes on
-                        finished(run, None, traceback.format_exc())
-                    else:
-                        finished(run, summary, None)
-            else:
-                _run_in_pool(todo, out, workers, finished)
-    except KeyboardInterrupt as error:
-        results = write_results(out, runs)
-        raise SweepInterrupted(as_interrupted(error).signum, len(results), len(runs), out) from None
-    results = write_results(out, runs)
-    log(
-        f"sweep finished in {time.perf_counter() - started:.0f} s: "
-        f"{len(results)} of {len(runs)} runs done"
-    )
-    if failures:
-        raise RuntimeError(
-            f"{len(failures)} run(s) failed: {sorted(failures)}; their tracebacks are in "
-            f"{out}/runs/<run-id>/error.txt. Rerun the same command to retry them."
+    with folder_lock(out):  # one writer: a second sweep into `out` is refused
+        remove_stale_temporaries(out)
+        _check_folder(out, kind, runs, log)
+        todo = [run for run in runs if read_summary(out, run) is None]
+        datasets = _locate_datasets(todo, log)
+        _record_invocation(out, kind, runs, argv, datasets)
+        done = len(runs) - len(todo)
+        where = (
+            f"as Ray tasks on {address or 'a local Ray instance'}"
+            if backend == "ray"
+            else f"on {min(workers, max(1, len(todo)))} worker(s)"
         )
-    return results
+        log(
+            f"{len(runs)} runs: {done} already finished, running {len(todo)} {where}; "
+            f"results in {out}/"
+        )
+        failures = {}
+        started = time.perf_counter()
+
+        def finished(run: SweepRun, summary: RunSummary | None, error: str | None) -> None:
+            nonlocal done
+            done += 1
+            if error is not None:
+                failures[run.run_id] = error
+                with contextlib.suppress(OSError):  # e.g. a full disk: the log line still says it
+                    write_text_atomic(out / "runs" / run.run_id / "error.txt", error)
+                log(f"[{done}/{len(runs)}] {run.run_id}: FAILED (see runs/{run.run_id}/error.txt)")
+            else:
+                assert summary is not None  # every caller passes a summary or an error
+                log(f"[{done}/{len(runs)}] {_describe(SweepResult(run, summary))}")
+            write_results(out, runs)
+
+        try:
+            with stop_on_signals():
+                if not todo:
+                    pass  # nothing to run: start no process (and no Ray)
+                elif backend == "ray":
+                    from ._ray_backend import run_on_ray
+
+                    run_on_ray(
+                        todo,
+                        out,
+                        _execute,
+                        finished,
+                        address=address,
+                        num_cpus=workers if address is None else None,
+                        worker_env=WORKER_ENV,
+                    )
+                elif workers == 1 or len(todo) == 1:
+                    for run in todo:
+                        try:
+                            summary = _execute(run.config.to_dict(), str(out / "runs" / run.run_id))
+                        except Exception:  # recorded; the sweep goes on
+                            finished(run, None, traceback.format_exc())
+                        else:
+                            finished(run, summary, None)
+                else:
+                    _run_in_pool(todo, out, workers, finished)
+        except KeyboardInterrupt as error:
+            results = write_results(out, runs)
+            raise SweepInterrupted(
+                as_interrupted(error).signum, len(results), len(runs), out
+            ) from None
+        results = write_results(out, runs)
+        log(
+            f"sweep finished in {time.perf_counter() - started:.0f} s: "
+            f"{len(results)} of {len(runs)} runs done"
+        )
+        if failures:
+            raise RuntimeError(
+                f"{len(failures)} run(s) failed: {sorted(failures)}; their tracebacks are in "
+                f"{out}/runs/<run-id>/error.txt. Rerun the same command to retry them."
+            )
+        return results

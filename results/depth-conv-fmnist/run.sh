@@ -1,5 +1,5 @@
 #!/bin/sh
-# The conv depth table: the spec §9 μPC conv ResNet (8 → 16 → 32 channels, 3 stages) on the
+# The conv depth table: the μPC conv ResNet of docs/method.md (8 → 16 → 32 channels, 3 stages) on the
 # full Fashion-MNIST, 300 steps of batch 64, one seed. ePC and BP at 1-16 residual blocks per
 # stage; standard PC and μPC (T = L activity steps, expensive on a CPU) at 1-8. Two sweeps (each
 # resumable), then one CSV. Run from the repository root: sh results/depth-conv-fmnist/run.sh
