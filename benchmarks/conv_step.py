@@ -1,11 +1,12 @@
 """The conv ResNet's training step and compile time against depth: PC, ePC and BP interleaved.
 
 Run: `python benchmarks/conv_step.py [--blocks 1 2 4 8 16] [--channels 8 16 32]`.
-Prints one JSON object per (blocks, method) with the machine's facts. The network is docs/method.md's
-μPC conv ResNet on 28×28×1 images (Fashion-MNIST's shape), ReLU, 3×3 kernels, one stage per
-`--channels` entry, batch 64, synthetic data; PC runs T = L gradient-descent steps on the
-activities (published 0.5 batch-mean step), ePC one error step of 0.001 (its default), all
-with Adam on the weights. `step_s` is the median of the timed steps, `first_step_s` the first
+Prints one JSON object per (blocks, method) with the machine's facts. The network is the μPC
+conv ResNet of docs/method.md on 28×28×1 images (Fashion-MNIST's shape), ReLU, 3×3 kernels,
+one stage per `--channels` entry, batch 64, synthetic data; PC runs T = L gradient-descent
+steps on the activities (published 0.5 batch-mean step), ePC one error step of 0.001 (its
+default), all with
+Adam on the weights. `step_s` is the median of the timed steps, `first_step_s` the first
 step (compilation included) and `compile_s` their difference (at 16 blocks PC's step alone
 takes seconds); the issue-9 target is compile at 16 blocks per stage within 1.5× of 1 block.
 """
