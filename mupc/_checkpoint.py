@@ -13,8 +13,10 @@ Array names (readable by any NumPy-compatible tool, `np.load(path)`):
 Writes are atomic: a temporary file in the same folder, then `os.replace`.
 """
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,9 @@ def save_checkpoint(path: str | os.PathLike, state: TrainState, metadata: dict |
 
     `metadata` (JSON-serialisable) is stored alongside, e.g. the trainer's settings.
     """
+    from ._validation import check_instance
+
+    check_instance("state", state, TrainState, "a mupc TrainState (e.g. from trainer.init)")
     path = Path(path)
     key = state.key
     key_data = jax.random.key_data(key) if _is_typed_key(key) else key
@@ -89,6 +94,22 @@ def _open(path: Path):
 def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     """The stored configuration: `{"network": ..., "dtype": ..., "metadata": ...}`."""
     return _open(Path(path))[1]
+
+
+@contextlib.contextmanager
+def stored_precision(path: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, JAX's 64-bit mode is on if the checkpoint at `path` holds a float64
+    network (a `--float64` run), so that `load_network` can rebuild it and computations on it
+    stay in float64; unchanged for other checkpoints and for `path` None."""
+    if path is None or read_checkpoint_config(path)["dtype"] != "float64":
+        yield
+        return
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
 
 
 def _kind(config: dict[str, Any], path) -> str:

@@ -60,11 +60,16 @@ _HINTS = {
 }
 
 
+def one_line(text: str) -> str:
+    """`text` on one line (a library's message may span several)."""
+    return " ".join(text.split())
+
+
 def describe_os_error(error: OSError) -> str:
     """One line: the path, the problem, and what to do."""
     if error.filename is None:
-        return str(error).replace("\n", " ")
-    problem = error.strerror or str(error)
+        return one_line(str(error))
+    problem = one_line(error.strerror or str(error))
     hint = _HINTS.get(error.errno) if error.errno is not None else None
     if hint and error.errno is not None and problem == os.strerror(error.errno):
         problem = f"{problem}; {hint}"  # the system's words only: our own messages say more
@@ -106,7 +111,7 @@ def _run_command(command: str, run, *args) -> int:
         print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except ValueError as error:
-        print(f"{command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except OSError as error:
         print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)

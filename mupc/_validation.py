@@ -38,3 +38,10 @@ def check_finite_arrays(**arrays) -> None:
                 f"`{name}` contains NaN or inf ({int((~finite).sum())} entries, first in "
                 f"row {row}); clean the data before training."
             )
+
+
+def check_instance(name: str, value, kind, expected: str) -> None:
+    """**Raises:** `ValueError` naming the argument `name` unless `value` is a `kind` (a class
+    or a tuple of classes), described to the user as `expected` (e.g. "a mupc.TrainState")."""
+    if not isinstance(value, kind):
+        raise ValueError(f"`{name}` must be {expected}, got {type(value).__name__}.")

@@ -7,10 +7,9 @@ from ._arguments import positive_int
 
 
 def _run(args) -> int:
-    import jax
     import numpy as np
 
-    from .._checkpoint import load_network, read_checkpoint_config
+    from .._checkpoint import load_network, read_checkpoint_config, stored_precision
     from .._evaluation import evaluate
     from .._loss import resolve_loss
     from ..experiments._config import RunConfig
@@ -26,10 +25,7 @@ def _run(args) -> int:
             f"{list(DATASETS)}."
         )
     loss = args.loss or stored.get("loss", "mse")
-    x64 = jax.config.read("jax_enable_x64")
-    if stored_config["dtype"] == "float64":
-        jax.config.update("jax_enable_x64", True)  # a float64 network needs 64-bit arrays
-    try:
+    with stored_precision(args.checkpoint):  # a float64 network needs 64-bit arrays
         network = load_network(args.checkpoint)
         data_dir = args.data_dir or (stored.get("data_dir") if not args.dataset else None)
         if network.kind == "conv-resnet":
@@ -48,8 +44,6 @@ def _run(args) -> int:
             network, data.test_images, data.test_labels,
             loss=resolve_loss(loss), batch_size=args.batch_size,
         )  # fmt: skip
-    finally:
-        jax.config.update("jax_enable_x64", x64)
     with np.load(args.checkpoint) as arrays:
         step = int(arrays["step"])
     if args.json:

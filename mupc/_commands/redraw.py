@@ -10,7 +10,7 @@ def _run_depth(args) -> int:
     from ..experiments._figures import depth_figure, depth_table
     from ..experiments._results import read_results
 
-    results = read_results(args.csv)
+    results = read_results(args.csv, "depth")
     depth_figure(results, args.out, title=args.title or "", depth_name=args.depth_name)
     print(depth_table(results))
     print(f"wrote {args.out}")
@@ -21,7 +21,7 @@ def _run_transfer(args) -> int:
     from ..experiments._figures import transfer_figure, transfer_report
     from ..experiments._results import read_results
 
-    results = read_results(args.csv)
+    results = read_results(args.csv, "transfer")
     transfer_figure(results, args.out, size_name=args.size_name, title=args.title or "")
     print(transfer_report(results, args.size_name))
     print(f"wrote {args.out}")
@@ -34,8 +34,10 @@ def _run_signal(args) -> int:
     with open(args.csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     missing = sorted(set(SIGNAL_COLUMNS) - set(rows[0] if rows else {}))
-    if missing:
+    if rows and missing:
         raise ValueError(f"{args.csv!r} is not a signal.csv: no column(s) {missing}.")
+    if not rows:
+        raise ValueError(f"{args.csv!r} holds no rows (only a header, or nothing).")
     numbers = ("layer", "pc_norm", "bp_norm", "ratio", "cosine")
     for row in rows:
         for name in numbers:

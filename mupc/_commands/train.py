@@ -54,7 +54,6 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--stages",
         type=positive_int,
-        default=defaults.stages,
         help=f"conv: stages, 2×2 average pooling between them (default {defaults.stages})",
     )
     net.add_argument("--activation", choices=_config.ACTIVATION_NAMES, default=defaults.activation)
@@ -68,8 +67,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--no-skips",
         dest="skips",
-        action="store_false",
-        help="remove the identity skip connections",
+        action="store_const",
+        const=False,
+        help="remove the identity skip connections (MLP)",
     )
     net.add_argument("--float64", action="store_true", help="train in double precision")
     train = parser.add_argument_group("training")
@@ -94,14 +94,12 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--inference",
         choices=_config.INFERENCE_KINDS,
-        default=defaults.inference,
         help="pc: inference on the activities (default); epc: error-optimised inference on the "
         "prediction errors (ePC)",
     )
     train.add_argument(
         "--weight-gradient",
         choices=_config.WEIGHT_GRADIENTS,
-        default=defaults.weight_gradient,
         help="ePC's weight update: local (the PC gradient at the final states, default) or "
         "reparameterised (through the forward pass; backprop at ε = 0)",
     )
@@ -115,7 +113,6 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--activity-optimizer",
         choices=_config.OPTIMISER_NAMES,
-        default=defaults.activity_optimizer,
         help="inference optimiser on the activities (or, for ePC, the errors) "
         f"(default {defaults.activity_optimizer})",
     )
@@ -175,10 +172,48 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Flags that only apply to predictive coding (inference on the activities or errors).
+_PC_ONLY = {
+    "inference": "--inference", "weight_gradient": "--weight-gradient",
+    "activity_optimizer": "--activity-optimizer", "activity_lr": "--activity-lr",
+    "activity_lr_batch_mean": "--activity-lr-batch-mean", "inference_steps": "--inference-steps",
+}  # fmt: skip
+
+
+def check_flags_apply(args: argparse.Namespace) -> None:
+    """**Raises:** `ValueError` naming a flag given on the command line that does not apply to
+    the chosen method or network (it would otherwise be ignored without a word)."""
+    given = {name for name in vars(args) if getattr(args, name) is not None}
+    if args.method == "bp":
+        flags = [flag for name, flag in _PC_ONLY.items() if name in given]
+        if flags:
+            raise ValueError(
+                f"{', '.join(flags)} only appl{'y' if len(flags) > 1 else 'ies'} to --method pc "
+                "(inference); backprop has no inference: drop it or use --method pc."
+            )
+        if getattr(args, "parallel", None) in ("layers", "both"):
+            raise ValueError(
+                f"--parallel {args.parallel} splits PC's inference over the layers; backprop "
+                "(--method bp) runs data-parallel only: use --parallel data."
+            )
+    if "weight_gradient" in given and args.inference != "epc":
+        raise ValueError("--weight-gradient chooses ePC's weight update: add --inference epc.")
+    if args.network == "conv":
+        if "skips" in given:
+            raise ValueError("--no-skips: the conv ResNet always has its skip connections.")
+    elif "stages" in given:
+        raise ValueError("--stages applies to --network conv only (the MLP has no stages).")
+
+
 def config_from_args(args: argparse.Namespace):
-    """The `RunConfig` the parsed flags describe (published activity lrs converted)."""
+    """The `RunConfig` the parsed flags describe (published activity lrs converted).
+
+    **Raises:** `ValueError` for a flag that does not apply (`check_flags_apply`).
+    """
     from .._inference import activity_lr_from_batch_mean
 
+    check_flags_apply(args)
+    defaults = _config.RunConfig()
     pc = args.method == "pc"
     epc = pc and args.inference == "epc"
     if args.lr is not None:
@@ -201,18 +236,18 @@ def config_from_args(args: argparse.Namespace):
         network=args.network,
         depth=args.depth,
         width=args.width,
-        stages=args.stages,
+        stages=defaults.stages if args.stages is None else args.stages,
         activation=args.activation,
         parameterisation=args.parameterisation,
-        skips=args.skips,
+        skips=args.skips is None,
         method=args.method,
         optimizer=args.optimizer,
         lr=lr,
-        inference=args.inference,
-        activity_optimizer=args.activity_optimizer,
+        inference=args.inference or defaults.inference,
+        activity_optimizer=args.activity_optimizer or defaults.activity_optimizer,
         activity_lr=activity_lr,
         inference_steps=args.inference_steps,
-        weight_gradient=args.weight_gradient,
+        weight_gradient=args.weight_gradient or defaults.weight_gradient,
         trainable_top=args.trainable_top,
         train_examples=args.train_examples,
         batch_size=args.batch_size,
@@ -225,7 +260,7 @@ def config_from_args(args: argparse.Namespace):
         checkpoint_every=args.checkpoint_every,
         loss=args.loss,
         devices=_devices(args),
-        parallel=getattr(args, "parallel", "data"),
+        parallel=getattr(args, "parallel", None) or "data",
         divergence_threshold=args.divergence_threshold,
     )
 
@@ -352,7 +387,6 @@ def register(subparsers) -> None:
     scale.add_argument(
         "--parallel",
         choices=_config.PARALLEL_MODES,
-        default="data",
         help="split the batch (data), the hidden layers (layers, PC only) or both over the "
         "K devices (default data); see docs/tutorials/parallel.md",
     )

@@ -208,9 +208,11 @@ class _CifarFormat:
                         raise DatasetError(f"{archive}: member {member!r} missing from the archive")
                     out[b] = (f.read(), f"{archive}:{member}")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            # tarfile's ReadError lists every compression it tried, one per line: say it once.
+            reason = "not a .tar.gz archive" if type(e) is tarfile.ReadError else str(e)
             raise DatasetError(
-                f"{archive}: corrupt or truncated archive ({type(e).__name__}: {e}); delete it so "
-                "that it is downloaded again"
+                f"{archive}: corrupt or truncated archive ({type(e).__name__}: "
+                f"{' '.join(reason.split())}); delete it so that it is downloaded again"
             ) from e
         return out
 

@@ -141,6 +141,10 @@ def coordinate_check(trainer, state, inputs: Inputs, targets: Targets, steps: in
 
     **Raises:** `ValueError` if `steps` < 1 or the trainer has no inference solver.
     """
+    from .._training import TrainState
+    from .._validation import check_instance
+
+    check_instance("state", state, TrainState, "a mupc TrainState (e.g. from trainer.init)")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an integer ≥ 1, got {steps!r}.")
     if not hasattr(trainer, "inference"):

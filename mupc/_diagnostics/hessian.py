@@ -28,6 +28,7 @@ from .._custom_types import Activities, Inputs, Targets
 from .._energy import energy
 from .._loss import MSE, Loss
 from .._network.base import PCNetwork
+from .._validation import check_instance
 
 Vector = Float[Array, " dim"]
 MatVec = Callable[[Vector], Vector]
@@ -309,6 +310,7 @@ def hessian_spectrum(
     To follow conditioning during training, call it on a fixed probe batch with
     `state.network` (see `track_hessian`).
     """
+    check_instance("network", network, PCNetwork, "a mupc network (e.g. mupc.ResNet)")
     if not isinstance(method, SpectrumMethod):
         raise ValueError(
             f"`method` must be a mupc.SpectrumMethod (DenseSpectrum() or LanczosSpectrum()), got "

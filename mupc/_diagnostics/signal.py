@@ -27,6 +27,7 @@ from jaxtyping import Array, Float
 from .._custom_types import PRNGKeyArray
 from .._network.base import PCNetwork
 from .._training import BPTrainer, PCTrainer
+from .._validation import check_instance
 
 
 class LearningSignal(NamedTuple):
@@ -91,6 +92,7 @@ def learning_signal(
             f"`trainer` must be a mupc.PCTrainer (the PC method to compare with backprop), got "
             f"{type(trainer).__name__}."
         )
+    check_instance("network", network, PCNetwork, "a mupc network (e.g. mupc.ResNet)")
     network.check_batch(inputs, targets)
     dtype = network.dtype
     key = jax.random.key(0) if key is None else key

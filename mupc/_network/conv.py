@@ -249,6 +249,8 @@ class ConvResNet(PCNetwork):
         if not isinstance(config, ConvConfig):
             raise ValueError(f"`config` must be a ConvConfig, got {type(config).__name__}.")
         dtype = jnp.zeros((), dtype).dtype if dtype is not None else jnp.result_type(float)
+        if not jnp.issubdtype(dtype, jnp.floating):  # integer weights would train silently
+            raise ValueError(f"`dtype` must be a floating dtype (e.g. float32), got {dtype}.")
         param = resolve_parameterisation(config.parameterisation)
         specs = config.layer_specs()
         k, n = config.kernel_size, config.blocks

@@ -148,6 +148,8 @@ class ResNet(PCNetwork):
         if not isinstance(config, NetworkConfig):
             raise ValueError(f"`config` must be a NetworkConfig, got {type(config).__name__}.")
         dtype = jnp.zeros((), dtype).dtype if dtype is not None else jnp.result_type(float)
+        if not jnp.issubdtype(dtype, jnp.floating):  # integer weights would train silently
+            raise ValueError(f"`dtype` must be a floating dtype (e.g. float32), got {dtype}.")
         param = resolve_parameterisation(config.parameterisation)
         d, n, h, c = config.input_dim, config.width, config.depth, config.output_dim
         specs = config.layer_specs()

@@ -82,6 +82,13 @@ def diagnose_signal(
 
     **Raises:** `ValueError` for a bad setting or a checkpoint that cannot be read.
     """
+    from .._checkpoint import stored_precision
+
+    with stored_precision(experiment.checkpoint):  # a --float64 run's network is float64
+        return _diagnose_signal(experiment, Path(out), echo)
+
+
+def _diagnose_signal(experiment: SignalExperiment, out: Path, echo: Echo | None):
     import jax
 
     from .._checkpoint import load_network
@@ -117,7 +124,6 @@ def diagnose_signal(
             dtype=None,
         )  # fmt: skip
     settings = [parse_setting(spec, network.num_layers) for spec in experiment.settings]
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     inputs = data.train_images[: experiment.batch_size]
     targets = data.train_labels[: experiment.batch_size]

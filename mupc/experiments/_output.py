@@ -16,6 +16,7 @@ with the permissions the umask gives):
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -189,8 +190,20 @@ class MetricsLog:
         self.handle = open(path, "a") if path is not None else None  # noqa: SIM115
 
     def write(self, record: dict) -> None:
+        """Append `record`.
+
+        **Raises:** `OSError` naming the file if it cannot be written, or if it was deleted
+        while the run wrote to it (its output folder removed: the lines would go nowhere).
+        """
         if self.handle is None:
             return
+        if os.fstat(self.handle.fileno()).st_nlink == 0:
+            raise OSError(
+                errno.ENOENT,
+                "deleted while the run was writing to it (was the output folder removed?); "
+                "the run stopped, as nothing more it computed could be kept: start it again",
+                str(self.path),
+            )
         try:
             self.handle.write(json.dumps(record, allow_nan=False) + "\n")
             self.handle.flush()

@@ -53,20 +53,44 @@ def _value(text: str) -> Any:
     return text
 
 
-def read_results(path: str | os.PathLike) -> list[StoredResult]:
-    """The rows of a sweep's `results.csv`.
+# The label columns each kind of figure reads (any one group).
+_KINDS = {
+    "depth": (("method", "depth"),),
+    "transfer": (
+        ("size", "weight_lr", "activity_lr_batch_mean"),
+        ("size", "weight_lr", "error_lr"),
+    ),
+}
+
+
+def read_results(path: str | os.PathLike, kind: str | None = None) -> list[StoredResult]:
+    """The rows of a sweep's `results.csv` (of a `kind` = `"depth"` or `"transfer"` sweep,
+    when given).
 
     **Raises:** `ValueError` naming the file if it is not a sweep's results table (a column
-    is missing).
+    is missing, or the columns `kind`'s figure reads), or holds no row.
     """
     with open(path, newline="") as handle:
-        rows = [
-            {key: _value(value) for key, value in row.items()} for row in csv.DictReader(handle)
-        ]
+        reader = csv.DictReader(handle)
+        rows = [{key: _value(value) for key, value in row.items()} for row in reader]
+        header = list(reader.fieldnames or [])
     needed = {"run_id", *SUMMARY_COLUMNS}
-    missing = sorted(needed - set(rows[0])) if rows else sorted(needed)
+    missing = sorted(needed - set(header))
     if missing:
         raise ValueError(f"{str(path)!r} is not a sweep's results.csv: no column(s) {missing}.")
+    if not rows:
+        raise ValueError(f"{str(path)!r} holds no finished run (only its header).")
+    for name, columns in _KINDS.items():
+        if kind == name and not any(set(group) <= set(header) for group in columns):
+            other = next(
+                (k for k, c in _KINDS.items() if any(set(g) <= set(header) for g in c)), None
+            )
+            hint = f" (it is a {other} sweep's: mupc redraw {other})" if other else ""
+            wanted = " or ".join(str(sorted(group)) for group in columns)
+            raise ValueError(
+                f"{str(path)!r} is not a {kind} sweep's results.csv: it has no column(s) "
+                f"{wanted}{hint}."
+            )
     results = []
     for row in rows:
         labels = {k: v for k, v in row.items() if k not in needed}

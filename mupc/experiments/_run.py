@@ -73,6 +73,11 @@ def run_experiment(
     disk full); `KeyboardInterrupt` (or `Interrupted`) when stopped: the last checkpoint is
     intact and `resume=True` continues from it.
     """
+    if not isinstance(config, RunConfig):
+        raise ValueError(
+            f"`config` must be a RunConfig (RunConfig(**fields), or RunConfig.from_dict), got "
+            f"{type(config).__name__}."
+        )
     started = time.perf_counter()
     if out is None:
         return _run(config, None, resume, progress, provenance, dataset, tracking, started)

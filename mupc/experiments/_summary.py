@@ -120,7 +120,16 @@ class RunSummary:
 
 
 def describe(summary: RunSummary) -> str:
-    """One line saying how a run ended."""
+    """One line saying how a run ended.
+
+    **Raises:** `ValueError` if `summary` is not a `RunSummary` (e.g. `summary.json`'s dict:
+    use `RunSummary.read(path)`).
+    """
+    if not isinstance(summary, RunSummary):
+        raise ValueError(
+            f"`summary` must be a RunSummary (RunSummary.read(path) reads summary.json), got "
+            f"{type(summary).__name__}."
+        )
     if summary.diverged:
         what = {"energy": "energy", "test": "test loss"}.get(
             summary.diverged_on or "", "training loss"

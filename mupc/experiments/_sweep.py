@@ -362,6 +362,12 @@ def run_sweep(
 
     Worker processes never outlive this process, even when it is killed with `kill -9`.
     """
+    for run in runs:
+        if not isinstance(run, SweepRun):
+            raise ValueError(
+                f"`runs` must be SweepRun(run_id, config, labels) objects, got "
+                f"{type(run).__name__}."
+            )
     out = Path(out)
     ids = [run.run_id for run in runs]
     if len(set(ids)) != len(ids):
