@@ -90,12 +90,16 @@ def test_diagnose_signal_reads_the_checkpoint_of_a_float64_run(tmp_path, capsys)
     flags = ["--dataset", "mnist-sample", "-H", "2", "-N", "8", "--steps", "2", "--quiet"]
     assert main(["train", *flags, "--float64", "--out", str(out)]) == 0
     assert mupc.read_checkpoint_config(out / "checkpoint.npz")["dtype"] == "float64"
-    x64 = jax.config.read("jax_enable_x64")
     signal_out = tmp_path / "signal"
     argv = ["diagnose", "signal", "--checkpoint", str(out / "checkpoint.npz"), "--out",
             str(signal_out), "--settings", "gd:0.5/64:H", "--batch-size", "4"]  # fmt: skip
-    assert main(argv) == 0, capsys.readouterr().err
-    assert jax.config.read("jax_enable_x64") == x64
+    x64 = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", False)  # as in a user's process (the suite enables it)
+    try:
+        assert main(argv) == 0, capsys.readouterr().err
+        assert jax.config.read("jax_enable_x64") is False  # restored after the diagnostic
+    finally:
+        jax.config.update("jax_enable_x64", x64)
     with open(signal_out / "signal.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["layer"]) for row in rows] == [1, 2, 3]
@@ -228,3 +232,28 @@ def test_sweep_runs_are_still_accepted_by_type(tmp_path):
     run = SweepRun("a", RunConfig(dataset="synthetic", depth=1, width=4, steps=1), {})
     results = run_sweep([run], tmp_path / "s", kind="k", workers=1, log=lambda line: None)
     assert [result.run.run_id for result in results] == ["a"]
+
+
+# ------------------------------------------------------ a stop that comes out as another error
+
+
+def test_a_stop_inside_an_import_that_comes_out_as_another_error_is_still_a_stop(capsys):
+    """NumPy turns a KeyboardInterrupt raised while it imports into "ImportError: numpy._core
+    failed to import" (chained implicitly): the command line must still say "stopped by"."""
+    import signal
+
+    from mupc._cli import run_command
+    from mupc.experiments._interrupt import Interrupted, stop_behind
+
+    def importing():
+        try:
+            raise Interrupted(signal.SIGTERM)
+        except KeyboardInterrupt:
+            raise ImportError("numpy._core.multiarray failed to import")  # noqa: B904
+
+    with pytest.raises(ImportError) as raised:
+        importing()
+    assert stop_behind(raised.value).signum == signal.SIGTERM
+    assert stop_behind(ValueError("plain")) is None
+    assert run_command("mupc x", importing) == 143
+    assert _one_line(capsys.readouterr().err) == "mupc x: stopped by SIGTERM"

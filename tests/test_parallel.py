@@ -397,7 +397,7 @@ def test_cli_parallel_run_equals_single_device_run(results, case):
     "case, message",
     [
         ("batch", r"batch size divisible by 4, got batch=6"),
-        ("bp", r"Layer parallelism is for predictive coding only"),
+        ("bp", r"--parallel layers splits PC's inference over the layers; backprop"),
     ],
 )
 def test_cli_errors(results, case, message):

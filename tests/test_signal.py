@@ -160,3 +160,114 @@ def test_diagnose_signal_of_a_trained_checkpoint_and_of_a_conv_network(tmp_path,
         kinds = [row["kind"] for row in csv.DictReader(handle)]
     assert kinds == ["input", "residual", "hidden", "residual", "readout"]
     assert "T=4" in capsys.readouterr().out  # T = H counts the conv network's four layers
+
+
+# ------------------------------------------------------ edge cases and every column (issue 20)
+
+
+def _gradients(network, values):
+    """A pytree like `network` whose weight layers hold `values` (one array per layer)."""
+    import equinox as eqx
+
+    hidden = jnp.stack(values[1:-1])
+    return eqx.tree_at(
+        lambda n: (n.input_weights, n.hidden_weights, n.output_weights),
+        network,
+        (values[0], hidden, values[-1]),
+    )
+
+
+def test_layers_with_an_exactly_zero_gradient(getkey):
+    """Per layer, by hand: PC gradient exactly 0 (ratio 0, cosine 0); BP gradient exactly 0
+    (ratio 0, cosine 0, never inf or NaN); both 0; and ordinary layers, against NumPy."""
+    network, _, _ = _problem(getkey(), depth=4, width=3)
+    shapes = [w.shape for w in network.layer_weights(network)]
+    rng = np.random.default_rng(0)
+    pc = [rng.normal(size=shape) for shape in shapes]
+    bp = [rng.normal(size=shape) for shape in shapes]
+    pc[0] = np.zeros(shapes[0])  # layer 1: no PC signal
+    bp[1] = np.zeros(shapes[1])  # layer 2: no BP signal
+    pc[2], bp[2] = np.zeros(shapes[2]), np.zeros(shapes[2])  # layer 3: neither
+    bp[3] = -2.5 * pc[3]  # layer 4: exactly opposite
+    from mupc._diagnostics.signal import compare_gradients
+
+    signal = compare_gradients(
+        network,
+        _gradients(network, [jnp.asarray(a) for a in pc]),
+        _gradients(network, [jnp.asarray(a) for a in bp]),
+    )
+    values = {name: np.asarray(getattr(signal, name)) for name in signal._fields}
+    assert all(np.isfinite(v).all() for v in values.values())
+    expected_pc = np.array([np.linalg.norm(a) for a in pc])
+    expected_bp = np.array([np.linalg.norm(a) for a in bp])
+    np.testing.assert_allclose(values["pc_norm"], expected_pc, rtol=1e-12)
+    np.testing.assert_allclose(values["bp_norm"], expected_bp, rtol=1e-12)
+    assert values["ratio"][0] == 0.0 and values["cosine"][0] == 0.0
+    assert values["ratio"][1] == 0.0 and values["cosine"][1] == 0.0
+    assert values["ratio"][2] == 0.0 and values["cosine"][2] == 0.0
+    assert values["ratio"][3] == pytest.approx(1 / 2.5) and values["cosine"][3] == pytest.approx(-1)
+    last = len(shapes) - 1
+    dot = float(np.vdot(pc[last], bp[last]))
+    assert values["cosine"][last] == pytest.approx(dot / (expected_pc[last] * expected_bp[last]))
+    assert values["ratio"][last] == pytest.approx(expected_pc[last] / expected_bp[last])
+
+
+def test_a_cosine_exactly_at_the_threshold_counts_as_aligned():
+    """`fraction_aligned` counts cosine ≥ threshold: 0.5 is exact in binary, so the layer at
+    exactly 0.5 counts, the one just below does not."""
+    cosine = np.array([0.5, np.nextafter(0.5, 0.0), 0.75, 0.0, 1.0, -1.0, 0.5, 0.25, 0.5, 0.0])
+    signal = mupc.LearningSignal(*(jnp.asarray(cosine) for _ in range(4)))
+    summary = mupc.decile_summary(signal, threshold=0.5)
+    assert summary.fraction_aligned == 5 / 10  # 0.5, 0.75, 1.0, 0.5, 0.5; not 0.5 - ulp
+    np.testing.assert_array_equal(summary.mean, cosine)  # ten layers: one per decile
+    np.testing.assert_array_equal(summary.minimum, cosine)
+
+
+def test_every_column_of_signal_csv_equals_the_naive_oracle(tmp_path, capsys):
+    """`mupc diagnose signal` on a small network: every column of every row (setting, layer,
+    kind, pc_norm, bp_norm, ratio, cosine) against the naive loop's gradients and NumPy."""
+    out = tmp_path / "signal"
+    depth, width, batch, lr = 3, 8, 8, 0.3
+    argv = ["diagnose", "signal", "--out", str(out), "-H", str(depth), "-N", str(width),
+            "--batch-size", str(batch), "--settings", f"gd:{lr}:H", "--seed", "3"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    with open(out / "signal.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["setting", "layer", "kind", "pc_norm", "bp_norm", "ratio", "cosine"]
+
+    # The same network, data and inference, rebuilt and computed independently (float64).
+    data = mupc.load_dataset("mnist-sample")
+    config = mupc.NetworkConfig(784, width, depth, 10, "relu", "mupc")
+    network = mupc.ResNet(config, key=jax.random.key(3), dtype=jnp.float32)
+    weights = [np.asarray(w, np.float64) for w in weight_list(network)]
+    x = np.asarray(data.train_images[:batch], np.float64)
+    y = np.asarray(data.train_labels[:batch], np.float64)
+    mults = spec_multipliers("mupc", 784, width, depth, True)
+    phi = ACTIVATIONS["relu"]
+    with jax.numpy_dtype_promotion("standard"):
+        start, _ = feedforward(weights, x, mults, phi, True)
+        final = gd_inference(weights, start, x, y, mults, phi, True, "mse", lr, depth)
+        pc = local_weight_gradients(weights, final, x, y, mults, phi, True, "mse")
+
+        def bp_loss(ws):
+            _, outputs = feedforward(ws, x, mults, phi, True)
+            return jnp.mean(0.5 * jnp.sum((y - outputs) ** 2, axis=1))
+
+        bp = jax.grad(bp_loss)(weights)
+    pc_flat = [np.asarray(g, np.float64).ravel() for g in pc]
+    bp_flat = [np.asarray(g, np.float64).ravel() for g in bp]
+    pc_norm = np.array([np.linalg.norm(g) for g in pc_flat])
+    bp_norm = np.array([np.linalg.norm(g) for g in bp_flat])
+    cosine = np.array([p @ b for p, b in zip(pc_flat, bp_flat, strict=True)]) / (pc_norm * bp_norm)
+
+    assert [row["setting"] for row in rows] == [f"gd {lr} T={depth}"] * (depth + 1)
+    assert [int(row["layer"]) for row in rows] == list(range(1, depth + 2))
+    assert [row["kind"] for row in rows] == ["input"] + ["residual"] * (depth - 1) + ["readout"]
+    written = {name: np.array([float(row[name]) for row in rows]) for name in rows[0]
+               if name not in ("setting", "layer", "kind")}  # fmt: skip
+    np.testing.assert_allclose(written["pc_norm"], pc_norm, rtol=2e-3)
+    np.testing.assert_allclose(written["bp_norm"], bp_norm, rtol=2e-3)
+    np.testing.assert_allclose(written["ratio"], pc_norm / bp_norm, rtol=4e-3)
+    np.testing.assert_allclose(written["cosine"], cosine, rtol=2e-3, atol=2e-3)
+    assert (pc_norm > 0).all() and (bp_norm > 0).all()  # every layer reached: no exact zeros

@@ -53,8 +53,8 @@ def run_experiment(
 
     - `config`: the `RunConfig`.
     - `out`: output folder for `config.json`, `metrics.jsonl`, `checkpoint.npz` and
-      `summary.json`; None writes nothing. It is checked (created, writable) before the data
-      is loaded.
+      `summary.json`; None writes nothing. It is checked (created, writable) and locked
+      (`.mupc.lock`, held until the run ends) before the data is loaded.
     - `resume`: continue the run in `out` from its last checkpoint (a finished run whose
       summary covers the requested steps is returned as is); without it an existing run in
       `out` is an error, and with it a folder without a run is one.
@@ -67,8 +67,11 @@ def run_experiment(
 
     **Returns:** the `RunSummary`.
 
-    **Raises:** `ValueError` if `out` holds a different run, a run without `resume`, or no
-    run with `resume`, or a stored file is not valid JSON (the message names it); `OSError`
+    **Raises:** `ValueError` if `config` is not a `RunConfig`, if `out` holds a different
+    run, a run without `resume`, or no run with `resume`, if another process is writing to
+    `out` (`FolderInUse`, naming its PID: one writer per folder), if the run cannot fit in
+    memory (the estimate of `mupc.experiments._memory`), or a stored file is not valid JSON
+    (the message names it); `OSError`
     naming the path when `out` cannot be created or written (a file in the way, read-only,
     disk full); `KeyboardInterrupt` (or `Interrupted`) when stopped: the last checkpoint is
     intact and `resume=True` continues from it.
@@ -86,6 +89,7 @@ def run_experiment(
 
 
 def _run(config, files, resume, progress, provenance, dataset, tracking, started) -> RunSummary:
+    """The run itself, in the output folder `files` (a locked `RunFiles`, or None)."""
     out = None if files is None else files.folder
     with _precision(config.float64):
         data = dataset if dataset is not None else load_run_data(config)
