@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "mupc._commands.sweep",
     "mupc._commands.plot",
     "mupc._commands.evaluate",
+    "mupc._commands.generate",
     "mupc._commands.redraw",
 ]
 

@@ -22,7 +22,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         choices=_config.DATASETS,
         default=defaults.dataset,
-        help="dataset (default: mnist-sample, 4,000 + 1,000 real MNIST digits, offline)",
+        help="dataset (default: mnist-sample, 4,000 + 1,000 real MNIST digits, offline); the "
+        f"text corpora {', '.join(_config.CORPORA)} train a character language model "
+        "(--network transformer)",
     )
     data.add_argument("--data-dir", help="where dataset files are looked for and downloaded")
     data.add_argument(
@@ -35,26 +37,50 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--network",
         choices=_config.NETWORK_KINDS,
         default=defaults.network,
-        help="mlp: the residual MLP (default); conv: the conv ResNet on images (docs/method.md)",
+        help="mlp: the residual MLP (default); conv: the conv ResNet on images; transformer: a "
+        "ViT on images, a causal language model on a text corpus (docs/method.md)",
     )
     net.add_argument(
         "--depth",
         "-H",
         type=positive_int,
         default=defaults.depth,
-        help="hidden layers H (conv: residual blocks per stage)",
+        help="hidden layers H (conv: residual blocks per stage; transformer: blocks)",
     )
     net.add_argument(
         "--width",
         "-N",
         type=positive_int,
         default=defaults.width,
-        help="width N (conv: channels of the first stage, doubling at each stage)",
+        help="width N (conv: channels of the first stage, doubling at each stage; "
+        "transformer: the width d, in heads of --head-dim)",
     )
     net.add_argument(
         "--stages",
         type=positive_int,
         help=f"conv: stages, 2×2 average pooling between them (default {defaults.stages})",
+    )
+    net.add_argument(
+        "--head-dim",
+        type=positive_int,
+        help=f"transformer: d_head (default {defaults.head_dim}); --width / --head-dim heads",
+    )
+    net.add_argument(
+        "--context",
+        type=positive_int,
+        help=f"transformer on text: the context T in characters (default {defaults.context})",
+    )
+    net.add_argument(
+        "--patch-size",
+        type=positive_int,
+        help=f"transformer on images: the patch side (default {defaults.patch_size})",
+    )
+    net.add_argument(
+        "--pc-layers",
+        dest="activity",
+        choices=_config.ACTIVITY_KINDS,
+        help="transformer: one PC layer per attention and MLP sub-layer (sublayer, default) or "
+        "per block",
     )
     net.add_argument("--activation", choices=_config.ACTIVATION_NAMES, default=defaults.activation)
     net.add_argument(
@@ -136,7 +162,11 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         type=non_negative_int,
         help="inference steps T (default T = H; ePC: 1)",
     )
-    train.add_argument("--loss", choices=_config.LOSS_NAMES, default=defaults.loss)
+    train.add_argument(
+        "--loss",
+        choices=_config.LOSS_NAMES,
+        help="the output energy (default: mse; cross-entropy on a text corpus)",
+    )
     train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     length = train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=positive_float, help="epochs (default 1)")
@@ -180,6 +210,13 @@ _PC_ONLY = {
 }  # fmt: skip
 
 
+# Flags that only apply to the transformer.
+_TRANSFORMER_ONLY = {
+    "head_dim": "--head-dim", "context": "--context", "patch_size": "--patch-size",
+    "activity": "--pc-layers",
+}  # fmt: skip
+
+
 def check_flags_apply(args: argparse.Namespace) -> None:
     """**Raises:** `ValueError` naming a flag given on the command line that does not apply to
     the chosen method or network (it would otherwise be ignored without a word)."""
@@ -198,11 +235,14 @@ def check_flags_apply(args: argparse.Namespace) -> None:
             )
     if "weight_gradient" in given and args.inference != "epc":
         raise ValueError("--weight-gradient chooses ePC's weight update: add --inference epc.")
-    if args.network == "conv":
-        if "skips" in given:
-            raise ValueError("--no-skips: the conv ResNet always has its skip connections.")
-    elif "stages" in given:
-        raise ValueError("--stages applies to --network conv only (the MLP has no stages).")
+    if args.network != "mlp" and "skips" in given:
+        raise ValueError(f"--no-skips: the {args.network} network always has its skip connections.")
+    if args.network != "conv" and "stages" in given:
+        raise ValueError("--stages applies to --network conv only.")
+    if args.network != "transformer":
+        flags = [flag for name, flag in _TRANSFORMER_ONLY.items() if name in given]
+        if flags:
+            raise ValueError(f"{', '.join(flags)}: only for --network transformer.")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -258,7 +298,11 @@ def config_from_args(args: argparse.Namespace):
         eval_every=args.eval_every,
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
-        loss=args.loss,
+        loss=args.loss or ("cross-entropy" if args.dataset in _config.CORPORA else "mse"),
+        head_dim=args.head_dim or defaults.head_dim,
+        context=args.context or defaults.context,
+        patch_size=args.patch_size or defaults.patch_size,
+        activity=args.activity or defaults.activity,
         devices=_devices(args),
         parallel=getattr(args, "parallel", None) or "data",
         divergence_threshold=args.divergence_threshold,

@@ -44,6 +44,8 @@ class Dataset(NamedTuple):
       the `"flat"` and `"nchw"` layouts, `(height, width, channels)` in `"nhwc"`.
     - `layout`: `"flat"`, `"nchw"` or `"nhwc"`.
     - `directory`: the folder the files were read from (None for generated data).
+    - `vocabulary`: for a text corpus cut into windows (`mupc.experiments`), the characters by
+      id; its labels are then integer ids (n, T) of the next characters. None for images.
     """
 
     train_images: np.ndarray
@@ -55,6 +57,7 @@ class Dataset(NamedTuple):
     input_shape: tuple[int, ...]
     layout: Layout = "flat"
     directory: str | None = None
+    vocabulary: str | None = None
 
     @property
     def input_dim(self) -> int:

@@ -11,14 +11,15 @@ from typing import Any, Literal, get_args
 
 from .. import _published
 from .._activation import ACTIVATIONS
-from .._data import dataset_names
+from .._data import corpus_names, dataset_names
 from .._loss import LOSSES
 from .._optimisers import OPTIMISERS
 from .._parallel import ParallelMode
 from .._parameterisation import PARAMETERISATIONS
 
 Method = Literal["pc", "bp"]
-NetworkKind = Literal["mlp", "conv"]
+NetworkKind = Literal["mlp", "conv", "transformer"]
+ActivityKind = Literal["sublayer", "block"]
 InferenceKind = Literal["pc", "epc"]
 WeightGradient = Literal["local", "reparameterised"]
 # Choices, each taken from its registry.
@@ -32,7 +33,10 @@ ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
 PARAMETERISATION_NAMES: tuple[str, ...] = tuple(PARAMETERISATIONS)
 PARALLEL_MODES: tuple[str, ...] = get_args(ParallelMode)
 # `synthetic`: random Gaussian clusters of `SYNTHETIC` sizes, for smoke tests (not a benchmark).
-DATASETS: tuple[str, ...] = (*dataset_names(), "synthetic")
+# Text corpora (character language models, `--network transformer`) and image datasets.
+CORPORA: tuple[str, ...] = corpus_names()
+DATASETS: tuple[str, ...] = (*dataset_names(), *CORPORA, "synthetic")
+ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
 SYNTHETIC = {"n_train": 1024, "n_test": 256, "input_dim": 64, "num_classes": 10}
 
 # ePC's defaults (not published: chosen here by `mupc sweep transfer --preset epc-depth
@@ -77,13 +81,20 @@ class RunConfig:
     **Arguments:**
 
     - `dataset`: one of `mupc.dataset_names()` (`"mnist"`, `"fashion-mnist"`, `"cifar10"`,
-      `"mnist-sample"`) or `"synthetic"` (random data, for smoke tests).
+      `"mnist-sample"`), a text corpus of `mupc.corpus_names()` (`"austen"`,
+      `"tiny-shakespeare"`: a character language model) or `"synthetic"` (random data, for
+      smoke tests).
     - `data_dir`: where to look for (and download) the dataset files.
-    - `network`: `"mlp"` (the residual MLP, `mupc.ResNet`) or `"conv"` (`mupc.ConvResNet`, on
-      images (height, width, channels)).
+    - `network`: `"mlp"` (the residual MLP, `mupc.ResNet`), `"conv"` (`mupc.ConvResNet`, on
+      images (height, width, channels)) or `"transformer"` (`mupc.Transformer`: a ViT on
+      images, a causal language model on a text corpus).
     - `depth`, `width`: for the MLP, H hidden layers of width N; for the conv ResNet, residual
-      blocks per stage and the channels of the first stage (stage s has `width` · 2^s).
+      blocks per stage and the channels of the first stage (stage s has `width` · 2^s); for
+      the transformer, blocks and the width d (heads of `head_dim`: d / `head_dim` heads).
     - `stages`: the conv ResNet's number of stages (pooling between them); unused by the MLP.
+    - `head_dim`, `context`, `patch_size`, `activity`: the transformer's $d_{\text{head}}$,
+      context T of a language model, image patch side, and its PC layers (`"sublayer"`: one
+      per attention and MLP sub-layer; `"block"`: one per block).
     - `activation`, `parameterisation` (`"sp"`, `"mupc"`, `"ntp"`), `skips` (MLP only).
     - `method`: `"pc"` (`PCTrainer`) or `"bp"` (`BPTrainer`).
     - `optimizer`, `lr`: the weight optimiser (Optax) and its learning rate (default: the
@@ -124,6 +135,10 @@ class RunConfig:
     activation: str = "relu"
     parameterisation: str = "mupc"
     skips: bool = True
+    head_dim: int = 16
+    context: int = 64
+    patch_size: int = 7
+    activity: ActivityKind = "sublayer"
     method: Method = "pc"
     optimizer: str = "adam"
     lr: float = _published.MUPC_WEIGHT_LR
@@ -157,6 +172,19 @@ class RunConfig:
         _check_choice("activity_optimizer", self.activity_optimizer, OPTIMISER_NAMES)
         _check_choice("loss", self.loss, LOSS_NAMES)
         _check_choice("parallel", self.parallel, PARALLEL_MODES)
+        _check_choice("activity", self.activity, ACTIVITY_KINDS)
+        for name in ("head_dim", "context", "patch_size"):
+            _check_positive(name, getattr(self, name))
+        if self.is_text and self.network != "transformer":
+            raise ValueError(
+                f"`dataset` {self.dataset!r} is a text corpus: train a language model with "
+                "network='transformer'."
+            )
+        if self.network == "transformer" and self.width % self.head_dim:
+            raise ValueError(
+                f"`width` {self.width} must be a multiple of `head_dim` {self.head_dim} (the "
+                "transformer's width grows by heads of d_head = head_dim)."
+            )
         for name in ("depth", "width", "stages", "batch_size", "eval_every", "log_every"):
             _check_positive(name, getattr(self, name))
         if self.train_examples is not None:
@@ -205,7 +233,20 @@ class RunConfig:
                     f"None, got {threshold!r}."
                 )
         # Validates activation and parameterisation names with the core's own messages.
-        self.network_config((1,) if self.network == "mlp" else (2**self.stages,) * 2 + (1,), 1)
+        self.network_config(self._probe_shape(), 2 if self.is_text else 1)
+
+    def _probe_shape(self) -> tuple[int, ...]:
+        """An input shape this configuration accepts (for validating it without data)."""
+        if self.network == "mlp":
+            return (1,)
+        if self.network == "transformer":
+            return (self.context,) if self.is_text else (self.patch_size,) * 2 + (1,)
+        return (2**self.stages,) * 2 + (1,)
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the dataset is a text corpus (a character language model)."""
+        return self.dataset in CORPORA
 
     @property
     def label(self) -> str:
@@ -216,19 +257,37 @@ class RunConfig:
                 f"{method} {self.parameterisation} conv {self.stages}×{self.depth} blocks "
                 f"c={self.width}"
             )
+        if self.network == "transformer":
+            task = "lm" if self.is_text else "vit"
+            return f"{method} {self.parameterisation} {task} {self.depth} blocks d={self.width}"
         return f"{method} {self.parameterisation} H={self.depth} N={self.width}"
 
     @property
     def layout(self) -> str:
-        """The data layout the network takes: `"flat"` vectors or `"nhwc"` images."""
-        return "flat" if self.network == "mlp" else "nhwc"
+        """The data layout the network takes: `"flat"` vectors (the MLP; token windows) or
+        `"nhwc"` images (the conv ResNet, the ViT)."""
+        return "flat" if self.network == "mlp" or self.is_text else "nhwc"
 
     def network_config(self, input_shape: tuple[int, ...], output_dim: int):
-        """The network's configuration (`mupc.NetworkConfig` or `mupc.ConvConfig`) for data of
-        one example's `input_shape` ((D,) or (height, width, channels)) and `output_dim`
-        classes."""
-        from .._network import ConvConfig, NetworkConfig
+        """The network's configuration (`mupc.NetworkConfig`, `mupc.ConvConfig` or
+        `mupc.TransformerConfig`) for data of one example's `input_shape` ((D,), (height,
+        width, channels), or (T,) token ids) and `output_dim` classes (the vocabulary, for
+        text)."""
+        from .._network import ConvConfig, NetworkConfig, TransformerConfig
 
+        if self.network == "transformer":
+            return TransformerConfig(
+                tuple(input_shape),
+                output_dim,
+                vocab_size=output_dim if self.is_text else None,
+                patch_size=self.patch_size,
+                heads=self.width // self.head_dim,
+                head_dim=self.head_dim,
+                blocks=self.depth,
+                activation=self.activation,
+                activity=self.activity,
+                parameterisation=self.parameterisation,
+            )
         if self.network == "conv":
             channels = tuple(self.width * 2**stage for stage in range(self.stages))
             return ConvConfig(
@@ -251,10 +310,13 @@ class RunConfig:
         )
 
     def build_network(self, input_shape: tuple[int, ...], output_dim: int, *, key, dtype):
-        """A freshly initialised network (`ResNet` or `ConvResNet`) of this configuration."""
-        from .._network import ConvResNet, ResNet
+        """A freshly initialised network (`ResNet`, `ConvResNet` or `Transformer`) of this
+        configuration."""
+        from .._network import ConvResNet, ResNet, Transformer
 
         config = self.network_config(input_shape, output_dim)
+        if self.network == "transformer":
+            return Transformer(config, key=key, dtype=dtype)
         if self.network == "conv":
             return ConvResNet(config, key=key, dtype=dtype)
         return ResNet(config, key=key, dtype=dtype)

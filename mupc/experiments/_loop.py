@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from .._optimisers import make_optimiser
 from ._config import RunConfig
 from ._divergence import Divergence, Monitor, RunStatistics, finite_or_none
@@ -90,7 +92,7 @@ def initial_state(config: RunConfig, data, trainer):
     dtype = jnp.float64 if config.float64 else jnp.float32
     network_key, train_key = jax.random.split(jax.random.key(config.seed))
     network = config.build_network(
-        data.train_images.shape[1:], data.train_labels.shape[1], key=network_key, dtype=dtype
+        data.train_images.shape[1:], data.num_classes, key=network_key, dtype=dtype
     )
     return trainer.init(network, train_key)
 
@@ -124,6 +126,8 @@ def _batch_stream(config: RunConfig, data, start: int, total: int, per_epoch: in
             step = epoch * per_epoch + index
             if step >= total:
                 return
+            if data.vocabulary is not None:  # next-character ids (B, T) -> one-hot (B, T, V)
+                targets = np.eye(data.num_classes, dtype=np.float32)[targets]
             yield step, inputs, targets
 
 
@@ -156,6 +160,9 @@ def _evaluate(loop: Loop, step: int) -> dict:
     result = evaluate(network, loop.data.test_images, loop.data.test_labels, loss=loop.loss)
     record = {"step": step, "test_loss": finite_or_none(result.loss)}
     record["test_accuracy"] = result.accuracy if record["test_loss"] is not None else None
+    if result.positions > 1:  # a language model: per character (nats, for cross-entropy)
+        per = None if record["test_loss"] is None else result.loss_per_position
+        record["test_loss_per_position"] = per
     return record
 
 
@@ -166,6 +173,8 @@ def _save(loop: Loop) -> None:
         return
     tracker = loop.monitor.tracker.to_dict(loop.wall())
     metadata = {"run": loop.config.to_dict(), "tracker": tracker}
+    if loop.data.vocabulary is not None:  # what `mupc generate` decodes token ids with
+        metadata["vocabulary"] = loop.data.vocabulary
     save_checkpoint(loop.files.checkpoint, loop.plain(loop.state), metadata=metadata)
 
 

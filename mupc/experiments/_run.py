@@ -101,7 +101,7 @@ def _run(config, files, resume, progress, provenance, dataset, tracking, started
             finished = RunSummary.read(files.summary)
             if finished.diverged or finished.steps == total:
                 return finished
-        check_fits_in_memory(config, data.train_images.shape[1:], data.train_labels.shape[1])
+        check_fits_in_memory(config, data.train_images.shape[1:], data.num_classes)
         trainer = build_trainer(config)
         stepper, plain, rows = placement(trainer, config)
         state, tracker = restore(files, resume, initial_state(config, data, trainer))

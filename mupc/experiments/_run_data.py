@@ -29,6 +29,8 @@ def load_run_data(config: RunConfig, layout: Layout | None = None):
 def _load_data(config: RunConfig, layout: Layout):
     from .._data import load_dataset, synthetic_dataset
 
+    if config.is_text:
+        return _text_windows(config)
     if config.dataset == "synthetic":
         if layout == "flat":
             return synthetic_dataset(seed=0, **SYNTHETIC)  # type: ignore[arg-type]
@@ -52,3 +54,20 @@ def note_data_folder(config: RunConfig, data) -> None:
             "instead",
             file=sys.stderr,
         )
+
+
+def _text_windows(config: RunConfig):
+    """A text corpus as a `Dataset` of windows: inputs (n, T) character ids (float32, as every
+    network's inputs), labels (n, T) int32 ids of the next characters (one-hot one batch at a
+    time), `num_classes` the vocabulary size, `vocabulary` its characters."""
+    import numpy as np
+
+    from .._data import Dataset, load_corpus, text_windows
+
+    corpus = load_corpus(config.dataset, data_dir=config.data_dir)
+    train, test = (text_windows(ids, config.context) for ids in (corpus.train, corpus.test))
+    return Dataset(
+        train.inputs.astype(np.float32), train.targets, test.inputs.astype(np.float32),
+        test.targets, corpus.name, corpus.vocab_size, (config.context,), "flat",
+        corpus.directory, corpus.vocabulary,
+    )  # fmt: skip

@@ -35,6 +35,9 @@ class RunSummary:
       last piece (None if it took no step).
     - `dataset`, `data_dir` (the folder its files were read from; None for generated data),
       `num_train`, `num_test`.
+    - `test_loss_per_position`: for a language model, the final test loss per character
+      (with the cross-entropy loss: nats per character; its exponential is the perplexity);
+      None otherwise.
     """
 
     status: Status
@@ -56,6 +59,7 @@ class RunSummary:
     initial_train_loss: float | None = None
     divergence: DivergenceKind | None = None
     data_dir: str | None = None
+    test_loss_per_position: float | None = None
 
     def __post_init__(self):
         if self.status not in ("completed", "diverged"):
@@ -143,6 +147,19 @@ def describe(summary: RunSummary) -> str:
             f"DIVERGED: {what} {how} at step {summary.diverged_at_step}; no test accuracy recorded."
         )
     assert summary.test_accuracy is not None and summary.best_test_accuracy is not None
+    if summary.test_loss_per_position is not None:
+        import math
+
+        per = summary.test_loss_per_position
+        text = f"test loss {per:.4f} per character"
+        if summary.config.loss == "cross-entropy":
+            text = (
+                f"test cross-entropy {per:.4f} nats per character (perplexity {math.exp(per):.3g})"
+            )
+        return (
+            f"{text}, next-character accuracy {summary.test_accuracy:.2%}, {summary.steps} "
+            f"steps in {summary.wall_seconds:.1f} s"
+        )
     return (
         f"test accuracy {summary.test_accuracy:.2%} (best {summary.best_test_accuracy:.2%}), "
         f"min training loss {summary.min_train_loss:.4g}, {summary.steps} steps in "
@@ -178,4 +195,5 @@ def summarise(loop: Any, divergence: Any, started: float) -> RunSummary:
         initial_train_loss=tracker.initial_train_loss,
         divergence=None if divergence is None else divergence.kind,
         data_dir=loop.data.directory,
+        test_loss_per_position=None if last is None else last.get("test_loss_per_position"),
     )

@@ -1,0 +1,136 @@
+"""`mupc train --network transformer` (a character language model on a text corpus, a ViT on
+images), `mupc evaluate` and `mupc generate` on its checkpoints, offline, on text generated
+here."""
+
+import json
+import math
+import random
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mupc
+from mupc._cli import main
+
+WORDS = "the quick brown fox jumps over a lazy dog while birds sing".split()
+
+
+@pytest.fixture
+def corpus_dir(tmp_path, monkeypatch):
+    """A small 'tiny-shakespeare' corpus in a data folder (no download)."""
+    monkeypatch.delenv("MUPC_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(10)) for _ in range(300)]
+    folder = tmp_path / "data" / "tiny-shakespeare"
+    folder.mkdir(parents=True)
+    (folder / "input.txt").write_text("\n".join(lines) + "\n")
+    return tmp_path / "data"
+
+
+LM = ["--network", "transformer", "-H", "1", "-N", "16", "--head-dim", "8", "--context", "12"]
+
+
+def _train_lm(tmp_path, corpus_dir, *flags, name="lm"):
+    out = tmp_path / name
+    argv = ["train", "--dataset", "tiny-shakespeare", "--data-dir", str(corpus_dir), *LM]
+    argv += ["--eval-every", "4", "--checkpoint-every", "4", "--quiet", "--out", str(out)]
+    assert main([*argv, *flags]) == 0
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_a_language_model_trains_and_reports_nats_per_character(tmp_path, corpus_dir, capsys):
+    out, summary = _train_lm(tmp_path, corpus_dir, "--steps", "8", "--inference", "epc")
+    stored = summary["config"]
+    assert stored["loss"] == "cross-entropy" and stored["context"] == 12
+    network = mupc.load_network(out / "checkpoint.npz")
+    assert isinstance(network, mupc.Transformer) and network.config.tokens
+    corpus = mupc.load_corpus("tiny-shakespeare", data_dir=corpus_dir)
+    assert network.config.vocab_size == corpus.vocab_size
+    # The summary's per-character loss, recomputed independently from the test text.
+    test = mupc.text_windows(corpus.test, 12)
+    logits = np.asarray(network(jnp.asarray(test.inputs, jnp.float32)), np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nats = -np.mean(np.take_along_axis(log_probs, test.targets[..., None], -1))
+    assert summary["test_loss_per_position"] == pytest.approx(nats, rel=1e-4)
+    assert summary["test_loss"] == pytest.approx(12 * nats, rel=1e-4)
+    assert nats < math.log(corpus.vocab_size)  # it learned something in 8 steps
+    assert "nats per character" in capsys.readouterr().out
+    capsys.readouterr()
+    code = main(["evaluate", str(out / "checkpoint.npz"), "--data-dir", str(corpus_dir), "--json"])
+    assert code == 0
+    evaluation = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluation["test_loss_per_position"] == pytest.approx(nats, rel=1e-4)
+
+
+def test_a_language_model_run_resumes_to_the_same_weights(tmp_path, corpus_dir):
+    whole, _ = _train_lm(tmp_path, corpus_dir, "--steps", "8", name="whole")
+    _train_lm(tmp_path, corpus_dir, "--steps", "4", name="pieces")
+    pieces, _ = _train_lm(tmp_path, corpus_dir, "--steps", "8", "--resume", name="pieces")
+    with np.load(whole / "checkpoint.npz") as a, np.load(pieces / "checkpoint.npz") as b:
+        for name in a.files:
+            if name.startswith("network/"):
+                np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_generate_continues_the_prompt_with_the_models_own_characters(tmp_path, corpus_dir, capsys):
+    out, _ = _train_lm(tmp_path, corpus_dir, "--steps", "4")
+    capsys.readouterr()
+    argv = ["generate", str(out / "checkpoint.npz"), "--prompt", "the fox", "--length", "15"]
+    assert main([*argv, "--temperature", "0"]) == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text.startswith("the fox") and len(text) == len("the fox") + 15
+    # Greedy decoding, done by hand with the stored network and the corpus's vocabulary.
+    network = mupc.load_network(out / "checkpoint.npz")
+    corpus = mupc.load_corpus("tiny-shakespeare", data_dir=corpus_dir)
+    ids = list(corpus.encode("the fox"))
+    for _ in range(15):
+        window = np.array(ids[-12:])
+        padded = np.pad(window, (0, 12 - window.size)).astype(np.float32)
+        ids.append(int(jnp.argmax(network(jnp.asarray(padded)[None])[0, window.size - 1])))
+    assert text == corpus.decode(ids)
+    assert main([*argv, "--prompt", "the fox!"]) == 2
+    assert "outside the vocabulary" in capsys.readouterr().err
+
+
+def test_a_vit_trains_on_images_and_generate_refuses_it(tmp_path, capsys):
+    out = tmp_path / "vit"
+    argv = ["train", "--dataset", "synthetic", "--network", "transformer", "-H", "2", "-N", "16"]
+    argv += ["--head-dim", "8", "--patch-size", "4", "--steps", "3", "--eval-every", "3"]
+    assert main([*argv, "--quiet", "--pc-layers", "block", "--out", str(out)]) == 0
+    network = mupc.load_network(out / "checkpoint.npz")
+    assert network.config.input_shape == (8, 8, 1) and network.num_layers == 3
+    assert network.config.heads == 2 and not network.config.is_causal
+    capsys.readouterr()
+    assert main(["generate", str(out / "checkpoint.npz")]) == 2
+    assert "records no vocabulary" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset", "tiny-shakespeare"], "text corpus"),
+        (["--context", "8"], "only for --network transformer"),
+        (["--network", "conv", "--pc-layers", "block"], "only for --network transformer"),
+        (["--network", "transformer", "--no-skips"], "always has its skip connections"),
+        (["--network", "transformer", "-N", "20", "--head-dim", "8"], "multiple of `head_dim`"),
+    ],
+)
+def test_flags_that_do_not_apply_are_refused(tmp_path, capsys, flags, message):
+    assert main(["train", "--steps", "1", "--quiet", *flags, "--out", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_model_learns_the_corpus_better_than_chance_with_every_method(tmp_path, corpus_dir):
+    """A few steps of BP, μPC + ePC and μPC lower the held-out cross-entropy below log V."""
+    corpus = mupc.load_corpus("tiny-shakespeare", data_dir=corpus_dir)
+    for name, flags in (
+        ("bp", ["--method", "bp", "--lr", "0.03"]),
+        ("epc", ["--inference", "epc", "--lr", "0.03"]),
+        ("pc", ["--lr", "0.03", "--activity-lr", "0.1"]),
+    ):
+        _, summary = _train_lm(tmp_path, corpus_dir, "--steps", "12", *flags, name=name)
+        assert summary["test_loss_per_position"] < math.log(corpus.vocab_size) - 0.3, name
+    assert jax.device_count() >= 1
