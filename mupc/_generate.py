@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int, PRNGKeyArray
 
+from ._network.base import PCNetwork
 from ._network.transformer import Transformer
 
 
@@ -61,7 +62,7 @@ def _sample(network, window, filled, length: int, temperature, key):
 
 
 def generate(
-    network: Transformer,
+    network: PCNetwork,
     prompt,
     length: int,
     *,
