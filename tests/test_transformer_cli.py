@@ -134,3 +134,19 @@ def test_the_model_learns_the_corpus_better_than_chance_with_every_method(tmp_pa
         _, summary = _train_lm(tmp_path, corpus_dir, "--steps", "12", *flags, name=name)
         assert summary["test_loss_per_position"] < math.log(corpus.vocab_size) - 0.3, name
     assert jax.device_count() >= 1
+
+
+def test_redraw_curves_plots_every_method_and_the_floors(tmp_path, saved_figures):
+    rows = [("BP", 100, 2.5), ("BP", 200, 2.1), ("μPC + ePC", 100, 2.6), ("μPC + ePC", 200, 2.2)]
+    path = tmp_path / "curves.csv"
+    path.write_text("method,step,value\n" + "".join(f"{m},{s},{v}\n" for m, s, v in rows))
+    argv = ["redraw", "curves", str(path), "--out", str(tmp_path / "c.png"), "--ylabel", "nats"]
+    assert main([*argv, "--floor", "bigram floor=2.447"]) == 0
+    (figure,) = saved_figures
+    lines = figure.axes[0].lines
+    plotted = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in lines}
+    assert plotted["BP"] == ([100, 200], [2.5, 2.1])
+    assert plotted["μPC + ePC"] == ([100, 200], [2.6, 2.2])
+    assert list(plotted["bigram floor"][1]) == [2.447, 2.447]
+    path.write_text("method,step\nBP,1\n")
+    assert main([*argv[:-2]]) == 2

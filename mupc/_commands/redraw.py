@@ -1,6 +1,7 @@
-"""`mupc redraw depth|transfer|signal CSV --out PNG`: redraw a figure from the CSV it was drawn
-from (a sweep's `results.csv`, or `mupc diagnose signal`'s `signal.csv`), e.g. the CSVs kept in
-the repository's `results/` folder. This module only parses arguments."""
+"""`mupc redraw depth|transfer|signal|curves CSV --out PNG`: redraw a figure from the CSV it was
+drawn from (a sweep's `results.csv`, `mupc diagnose signal`'s `signal.csv`, or a curves CSV of
+(method, step, value) rows), e.g. the CSVs kept in the repository's `results/` folder. This
+module only parses arguments."""
 
 import csv
 from pathlib import Path
@@ -47,6 +48,28 @@ def _run_signal(args) -> int:
     return 0
 
 
+def _run_curves(args) -> int:
+    from ..experiments._figures import CURVE_COLUMNS, curves_figure
+
+    with open(args.csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{args.csv!r} holds no rows (only a header, or nothing).")
+    missing = sorted(set(CURVE_COLUMNS) - set(rows[0]))
+    if missing:
+        raise ValueError(f"{args.csv!r} is not a curves CSV: no column(s) {missing}.")
+    floors = []
+    for text in args.floor or []:
+        label, _, value = text.rpartition("=")
+        try:
+            floors.append((label, float(value)))
+        except ValueError:
+            raise ValueError(f"--floor {text!r}: expected LABEL=NUMBER.") from None
+    curves_figure(rows, args.out, ylabel=args.ylabel, title=args.title or "", floors=floors)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "redraw", help="redraw a figure from its CSV (e.g. the results/ folder)",
@@ -57,7 +80,8 @@ def register(subparsers) -> None:
     depth = kinds.add_parser("depth", help="test accuracy against depth (mupc sweep depth)")
     transfer = kinds.add_parser("transfer", help="transfer heatmaps (mupc sweep transfer)")
     signal = kinds.add_parser("signal", help="learning signal per layer (mupc diagnose signal)")
-    for sub in (depth, transfer, signal):
+    curves = kinds.add_parser("curves", help="a value against training steps, one line a method")
+    for sub in (depth, transfer, signal, curves):
         sub.add_argument("csv", help="results.csv (depth, transfer) or signal.csv")
         sub.add_argument("--out", required=True, help="the PNG to write")
         sub.add_argument("--title", help="figure title")
@@ -65,7 +89,15 @@ def register(subparsers) -> None:
         "--depth-name", default="hidden layers H",
         help="x-axis label (e.g. 'residual blocks per stage' for conv networks)",
     )  # fmt: skip
-    transfer.add_argument("--size-name", default="N", choices=("N", "H"), help="N or H")
+    transfer.add_argument(
+        "--size-name", default="N", help="what the sizes are: N, H (the MLP), d, blocks, ..."
+    )
+    curves.add_argument("--ylabel", default="value", help="y-axis label")
+    curves.add_argument(
+        "--floor", action="append", metavar="LABEL=NUMBER",
+        help="a horizontal reference line (repeatable), e.g. 'bigram floor=2.447'",
+    )  # fmt: skip
     depth.set_defaults(run=_run_depth)
     transfer.set_defaults(run=_run_transfer)
     signal.set_defaults(run=_run_signal)
+    curves.set_defaults(run=_run_curves)

@@ -111,14 +111,18 @@ def _run_depth(args) -> int:
     except RuntimeError as error:
         print(f"mupc sweep depth: {error}", file=sys.stderr)
         return 1
-    conv = preset.network == "conv"
+    network = dict(preset.fields).get("network", preset.network)
+    depth_name, width_name = {
+        "conv": ("residual blocks per stage", "conv c"),
+        "transformer": ("transformer blocks", "transformer d"),
+    }.get(network, ("hidden layers H", "N"))
     figure = depth_figure(
         results,
         out / "depth.png",
-        depth_name="residual blocks per stage" if conv else "hidden layers H",
+        depth_name=depth_name,
         title=f"{preset.dataset}"
         + (f" ({preset.train_examples} examples)" if preset.train_examples else "")
-        + (f", conv c = {preset.width}" if conv else f", N = {preset.width}")
+        + f", {width_name} = {preset.width}"
         + f", {preset.activation}, "
         + (f"{preset.steps} steps" if preset.steps else f"{preset.epochs:g} epoch(s)")
         + f", {preset.seeds} seed(s)",
@@ -160,8 +164,14 @@ def _run_transfer(args) -> int:
     except RuntimeError as error:
         print(f"mupc sweep transfer: {error}", file=sys.stderr)
         return 1
-    size_name = "N" if preset.over == "width" else "H"
-    fixed = f"H = {preset.depth}" if preset.over == "width" else f"N = {preset.width}"
+    transformer = dict(preset.fields).get("network", preset.network) == "transformer"
+    depth_name, width_name = ("blocks", "d") if transformer else ("H", "N")
+    size_name = width_name if preset.over == "width" else depth_name
+    fixed = (
+        f"{depth_name} = {preset.depth}"
+        if preset.over == "width"
+        else f"{width_name} = {preset.width}"
+    )
     figure = transfer_figure(
         results,
         out / "transfer.png",

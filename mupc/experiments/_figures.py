@@ -272,3 +272,39 @@ def depth_table(results) -> str:
         )
         lines.append(f"{method:<10} {depth:<5} {text:<27} {diverged}/{len(group)}")
     return "\n".join(lines)
+
+
+CURVE_COLUMNS = ("method", "step", "value")
+"""The columns of a curves CSV: one row per (method, step) with the plotted `value`."""
+
+
+def curves_figure(
+    rows: Sequence[dict],
+    path: str | Path,
+    *,
+    ylabel: str,
+    title: str = "",
+    floors: Sequence[tuple[str, float]] = (),
+) -> Path:
+    """Plot one curve of `value` against `step` per method (rows with the `CURVE_COLUMNS`,
+    e.g. a language model's held-out cross-entropy), with horizontal reference lines
+    `floors` ((label, value) pairs, e.g. the bigram floor); return `path`."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    for method in dict.fromkeys(row["method"] for row in rows):
+        mine = sorted((int(r["step"]), float(r["value"])) for r in rows if r["method"] == method)
+        ax.plot([s for s, _ in mine], [v for _, v in mine], marker="o", ms=3, label=method,
+                color=_COLOURS.get(method))  # fmt: skip
+    for index, (label, value) in enumerate(floors):
+        ax.axhline(value, color="k", lw=0.8, ls=(":", "--", "-.")[index % 3], label=label)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+    return path

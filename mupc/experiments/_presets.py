@@ -67,6 +67,21 @@ class DepthPreset:
     network: NetworkKind = "mlp"
     stages: int = 3
     train_examples: int | None = None
+    # Per-method rates replacing `METHODS`' (tuned for the MLP): (method, weight lr, activity
+    # lr per example (ePC: error step), or None for backprop).
+    rates: tuple[tuple[str, float, float | None], ...] = ()
+    # Further `RunConfig` fields of every run (e.g. the transformer's loss and context).
+    fields: tuple[tuple[str, Any], ...] = ()
+
+
+# The transformer presets' shared fields: a ViT on Fashion-MNIST (7 x 7 patches, d_head = 16)
+# and a character language model on Jane Austen's novels (context 64, cross-entropy).
+VIT_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("network", "transformer"), ("loss", "cross-entropy"), ("head_dim", 16), ("patch_size", 7),
+)  # fmt: skip
+LM_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("network", "transformer"), ("loss", "cross-entropy"), ("head_dim", 16), ("context", 64),
+)  # fmt: skip
 
 
 DEPTH_PRESETS = {
@@ -122,6 +137,8 @@ class TransferPreset:
     inference: InferenceKind = "pc"  # "epc": `activity_lrs` are ePC's error steps, per example
     network: NetworkKind = "mlp"
     inference_steps: int | None = None  # T (None: T = H for PC, ePC's default for ePC)
+    # Further `RunConfig` fields of every run (e.g. the transformer's loss and context).
+    fields: tuple[tuple[str, Any], ...] = ()
 
 
 # ePC's grid: Adam weight rates around backprop's; error steps per example over four decades
@@ -185,12 +202,18 @@ def depth_runs(
         if key == "mupc" and preset.activation in ("linear", "tanh"):
             activity = published.ACTIVITY_LR_BATCH_MEAN_LINEAR_TANH
         activity_lr: float
+        weight_lr = method.lr
         if method.inference == "epc":
             activity_lr = method.error_lr or EPC_ERROR_LR
         else:
             activity_lr = activity_lr_from_batch_mean(
                 activity or published.ACTIVITY_LR_BATCH_MEAN, preset.batch_size
             )
+        tuned = {name: (lr, rate) for name, lr, rate in preset.rates}.get(key)
+        if tuned is not None:
+            weight_lr = tuned[0]
+            activity_lr = activity_lr if tuned[1] is None else tuned[1]
+            activity = None  # the rates are per example here, not the published batch mean
         for depth in preset.depths:
             for seed in range(preset.seeds):
                 length = preset.steps or 10**9
@@ -205,7 +228,7 @@ def depth_runs(
                     activation=preset.activation,
                     parameterisation=method.parameterisation,
                     method=method.method,
-                    lr=method.lr,
+                    lr=weight_lr,
                     inference=method.inference,
                     activity_lr=activity_lr,
                     batch_size=preset.batch_size,
@@ -214,19 +237,21 @@ def depth_runs(
                     seed=seed,
                     eval_every=min(length, 500),
                     checkpoint_every=50,
+                    **dict(preset.fields),
                 )
                 config = dataclasses.replace(config, **fields)
+                pc_activities = method.method == "pc" and method.inference == "pc"
                 labels = {
                     "method": method.label,
                     "depth": depth,
                     "width": preset.width,
                     "seed": seed,
-                    "weight_lr": method.lr,
-                    "activity_lr_batch_mean": (
-                        activity if method.method == "pc" and method.inference == "pc" else None
-                    ),
-                    "error_lr": method.error_lr,
+                    "weight_lr": weight_lr,
+                    "activity_lr_batch_mean": activity if pc_activities else None,
+                    "error_lr": activity_lr if method.inference == "epc" else None,
                 }
+                if tuned is not None:
+                    labels["activity_lr"] = activity_lr if pc_activities else None
                 runs.append(SweepRun(f"{key}-H{depth}-s{seed}", config, labels))
     return runs
 
@@ -274,6 +299,7 @@ def transfer_runs(
                         seed=seed,
                         eval_every=min(preset.steps or 10**9, 500),
                         checkpoint_every=100,
+                        **dict(preset.fields),
                     )
                     config = dataclasses.replace(config, **fields)
                     labels = {
