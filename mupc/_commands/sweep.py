@@ -111,7 +111,7 @@ def _run_depth(args) -> int:
     except RuntimeError as error:
         print(f"mupc sweep depth: {error}", file=sys.stderr)
         return 1
-    network = dict(preset.fields).get("network", preset.network)
+    network = preset.network
     depth_name, width_name = {
         "conv": ("residual blocks per stage", "conv c"),
         "transformer": ("transformer blocks", "transformer d"),
@@ -164,7 +164,7 @@ def _run_transfer(args) -> int:
     except RuntimeError as error:
         print(f"mupc sweep transfer: {error}", file=sys.stderr)
         return 1
-    transformer = dict(preset.fields).get("network", preset.network) == "transformer"
+    transformer = preset.network == "transformer"
     depth_name, width_name = ("blocks", "d") if transformer else ("H", "N")
     size_name = width_name if preset.over == "width" else depth_name
     fixed = (

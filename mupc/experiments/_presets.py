@@ -74,13 +74,9 @@ class DepthPreset:
     fields: tuple[tuple[str, Any], ...] = ()
 
 
-# The transformer presets' shared fields: a ViT on Fashion-MNIST (7 x 7 patches, d_head = 16)
-# and a character language model on Jane Austen's novels (context 64, cross-entropy).
+# The ViT presets' shared fields: 7 x 7 patches, d_head = 16, cross-entropy.
 VIT_FIELDS: tuple[tuple[str, Any], ...] = (
-    ("network", "transformer"), ("loss", "cross-entropy"), ("head_dim", 16), ("patch_size", 7),
-)  # fmt: skip
-LM_FIELDS: tuple[tuple[str, Any], ...] = (
-    ("network", "transformer"), ("loss", "cross-entropy"), ("head_dim", 16), ("context", 64),
+    ("loss", "cross-entropy"), ("head_dim", 16), ("patch_size", 7),
 )  # fmt: skip
 
 
@@ -105,6 +101,22 @@ DEPTH_PRESETS = {
     "conv-fmnist": DepthPreset(
         "fashion-mnist", 8, (1, 2, 4, 8, 16), 1, None, 300,
         methods=("pc", "mupc", "epc", "bp"), network="conv",
+    ),
+    # The PC transformer: a ViT (7 x 7 patches, d = 64 in 4 heads of 16) on the full
+    # Fashion-MNIST, one epoch, 1-16 blocks, cross-entropy, one seed; rates from short probes
+    # (docs/tutorials/transformer.md).
+    "vit-fmnist": DepthPreset(
+        "fashion-mnist", 64, (1, 2, 4, 8, 16), 1, 1.0, None,
+        methods=("pc", "mupc", "epc", "bp"), network="transformer",
+        rates=(("pc", 0.001, 0.05), ("mupc", 0.01, 0.02), ("epc", 0.01, 0.001), ("bp", 0.01, None)),
+        fields=VIT_FIELDS,
+    ),
+    # ... and a quick one (minutes on 2 cores): 4,096 images, 200 steps, 1-4 blocks.
+    "vit-quick": DepthPreset(
+        "fashion-mnist", 32, (1, 2, 4), 1, None, 200, methods=("pc", "mupc", "epc", "bp"),
+        network="transformer", train_examples=4096,
+        rates=(("pc", 0.001, 0.05), ("mupc", 0.01, 0.02), ("epc", 0.01, 0.001), ("bp", 0.01, None)),
+        fields=VIT_FIELDS,
     ),
     # ... and a GPU-sized CIFAR-10 version (docs/method.md, "Convolutional ResNets": 16
     # channels doubling over 3 stages).
@@ -150,6 +162,10 @@ EPC_STEPS = 1
 # measured here (mnist-sample, one epoch).
 TRIMMED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS[2:]
 
+# The transformer's grid: Adam rates around the best of short probes (0.01-0.1), ePC's error steps.
+TRANSFORMER_WEIGHT_LRS = (0.1, 0.03, 0.01, 0.003)
+TRANSFORMER_ERROR_LRS = (0.1, 0.01, 0.001)
+
 PUBLISHED_WEIGHT_LRS = published.TRANSFER_WEIGHT_LRS
 PUBLISHED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS
 
@@ -180,6 +196,18 @@ TRANSFER_PRESETS = {
     "epc-depth": TransferPreset(
         "mnist-sample", "depth", (8, 32, 128), 128, 8,
         EPC_WEIGHT_LRS, EPC_ERROR_LRS, 1, 1.0, None, inference="epc", inference_steps=EPC_STEPS,
+    ),
+    # μPC + ePC on the ViT (Fashion-MNIST, 8,192 images, 300 steps): across width d = 32-128
+    # (heads of 16, 2 blocks) and depth 1-8 blocks (d = 64).
+    "vit-epc-width": TransferPreset(
+        "fashion-mnist", "width", (32, 64, 128), 64, 2, TRANSFORMER_WEIGHT_LRS,
+        TRANSFORMER_ERROR_LRS, 1, None, 300, inference="epc", inference_steps=EPC_STEPS,
+        network="transformer", fields=(*VIT_FIELDS, ("train_examples", 8192)),
+    ),
+    "vit-epc-depth": TransferPreset(
+        "fashion-mnist", "depth", (1, 2, 4, 8), 64, 2, TRANSFORMER_WEIGHT_LRS,
+        TRANSFORMER_ERROR_LRS, 1, None, 300, inference="epc", inference_steps=EPC_STEPS,
+        network="transformer", fields=(*VIT_FIELDS, ("train_examples", 8192)),
     ),
 }  # fmt: skip
 
