@@ -150,3 +150,26 @@ def test_redraw_curves_plots_every_method_and_the_floors(tmp_path, saved_figures
     assert list(plotted["bigram floor"][1]) == [2.447, 2.447]
     path.write_text("method,step\nBP,1\n")
     assert main([*argv[:-2]]) == 2
+
+
+def test_the_vit_depth_preset_runs_as_a_sweep_and_reads_back(tmp_path):
+    """The ViT preset's runs (here on the synthetic 8 x 8 images, 4 x 4 patches, 2 steps) go
+    through the sweep machinery: one row per method with its labels and rates."""
+    import dataclasses
+
+    from mupc.experiments import DEPTH_PRESETS, depth_runs, run_sweep
+    from mupc.experiments._results import read_results
+
+    preset = DEPTH_PRESETS["vit-quick"]
+    fields = tuple((k, 4 if k == "patch_size" else v) for k, v in preset.fields)
+    tiny = dataclasses.replace(
+        preset, dataset="synthetic", depths=(1,), steps=2, width=16, train_examples=None,
+        methods=("epc", "bp"), fields=(*fields, ("head_dim", 8)),
+    )  # fmt: skip
+    runs = depth_runs(tiny)
+    assert [run.config.lr for run in runs] == [0.01, 0.01]
+    assert runs[0].config.activity_lr == 0.001 and runs[0].config.network == "transformer"
+    results = run_sweep(runs, tmp_path / "sweep", kind="depth", workers=1, log=lambda _: None)
+    stored = read_results(tmp_path / "sweep" / "results.csv", "depth")
+    assert [r.labels["method"] for r in stored] == ["μPC + ePC", "BP"]
+    assert all(not r.summary.diverged and r.summary.steps == 2 for r in results)
