@@ -447,3 +447,23 @@ def test_unmoved_conv_layers_have_exactly_zero_errors_and_weight_gradients(getke
         network.layer_weights(network)[:-1], new.layer_weights(new)[:-1], still, strict=True
     ):
         assert bool(jnp.array_equal(old_kernel, new_kernel)) == bool(s)
+
+
+def test_conv_runs_default_to_a_conv_sized_network():
+    """`mupc train --network conv` without -H / -N builds 2 blocks per stage with 8 → 16 → 32
+    channels (the MLP's width would make 128 → 256 → 512); the MLP keeps H = 8, N = 128."""
+    from mupc._cli import build_parser
+    from mupc._commands.train import config_from_args
+
+    def parsed(*flags):
+        return config_from_args(build_parser().parse_args(["train", *flags]))
+
+    conv = parsed("--network", "conv")
+    network = conv.build_network((28, 28, 1), 10, key=jax.random.key(0), dtype=jnp.float32)
+    assert network.config.channels == (8, 16, 32) and network.config.blocks == 2
+    assert network.num_layers == 3 * (2 + 1)
+    given = parsed("--network", "conv", "-H", "5", "-N", "4")
+    assert (given.depth, given.width) == (5, 4)
+    mlp = parsed()
+    assert (mlp.depth, mlp.width) == (8, 128)
+    assert mupc.experiments.RunConfig(network="conv").to_dict()["width"] == 8
