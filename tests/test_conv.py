@@ -324,3 +324,147 @@ def test_cli_conv_diagnostics_need_square_images(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert "square" in error and "got 15" in error
+
+
+# ------------------------------------------------------------------- skipping unmoved layers
+
+
+@eqx.filter_jit
+def _feedforward(network, x):
+    return network.feedforward(x)[0]
+
+
+@eqx.filter_jit
+def _inference(solver, network, reference, x, y):
+    """The solver from the feedforward activities `reference`, compiled (as the trainer runs
+    it). Solvers compared with each other get the same `reference`: two programs may round
+    the feedforward pass differently."""
+    return solver.run(network, reference, x, y, mupc.MSE(), feedforward_start=True)
+
+
+@pytest.mark.parametrize(
+    "blocks, channels, optimiser",
+    [
+        (2, (3, 4, 5), optax.sgd(0.3)),
+        (1, (2, 3), optax.sgd(0.2, momentum=0.9)),
+        (0, (3, 4), optax.sgd(0.3)),
+    ],
+    ids=["2x3-sgd", "1x2-momentum", "0x2-sgd"],
+)
+def test_skipping_unmoved_layers_is_bit_exact(blocks, channels, optimiser, getkey):
+    """In float32, inference that updates only the top block of layers that has moved gives
+    the very numbers of inference that updates every layer (T = 2L + 1: every bucket of top
+    layers is entered once the front of moved layers reaches the bottom)."""
+    network = _network(blocks=blocks, channels=channels, dtype=jnp.float32)
+    x, y = _batch(getkey(), jnp.float32)
+    steps = 2 * network.num_layers + 1
+    reference = _feedforward(network, x)
+    full = mupc.DiscreteInference(optimiser, steps, skip_inactive=False)
+    fast = mupc.DiscreteInference(optimiser, steps, skip_inactive=True)
+    full_result = _inference(full, network, reference, x, y)
+    fast_result = _inference(fast, network, reference, x, y)
+    for got, want in zip(fast_result.activities, full_result.activities, strict=True):
+        np.testing.assert_array_equal(got, want)
+    moved = [bool(jnp.any(a != b)) for a, b in zip(full_result.activities, reference, strict=True)]
+    assert all(moved)  # inference reached every stage
+
+
+def test_skipping_unmoved_layers_with_adam_equals_the_full_computation(getkey):
+    """Adam on the activities (float64; in float32 the sliced and the full update are fused
+    differently and differ in the last bits, as for the MLP)."""
+    network = _network(blocks=1, channels=(2, 3))
+    x, y = _batch(getkey())
+    solver = mupc.DiscreteInference(optax.adam(0.05), 9, skip_inactive=False)
+    reference = _feedforward(network, x)
+    full = _inference(solver, network, reference, x, y)
+    fast = _inference(
+        eqx.tree_at(lambda s: s.skip_inactive, solver, True), network, reference, x, y
+    )
+    for got, want in zip(fast.activities, full.activities, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("start", [3, 5, 7])
+def test_top_layer_gradient_equals_naive(start, getkey):
+    """`energy_gradient(..., start)` on a network cut by `for_layers_above(start)`, with the
+    layers below `start` at their feedforward activities, against automatic differentiation
+    of the naive per-layer energy (`start` at a stage's first row, at its top row, and inside
+    the top stage)."""
+    from mupc._inference.slicing import slice_layers
+
+    network = _network(blocks=2)  # 9 layers: 3 per stage
+    x, y = _batch(getkey())
+    reference, _ = network.feedforward(x)
+    moved = jax.tree.map(
+        lambda a: a + 0.3 * jax.random.normal(getkey(), a.shape, a.dtype), reference
+    )
+    flat_moved, flat_reference = unstack(moved), unstack(reference)
+    top = slice_layers(moved, start)
+    gradient = eqx.filter_jit(network.for_layers_above(start).energy_gradient)(
+        top,
+        slice_layers(reference, start),
+        slice_layers(network.features(reference), start),
+        y,
+        mupc.MSE(),
+        start,
+    )
+
+    def naive_total(upper):
+        return jnp.sum(energies(network, flat_reference[:start] + list(upper), x, y))
+
+    expected = jax.jit(jax.grad(naive_total))(flat_moved[start:])
+    assert [leaf.shape[0] for leaf in gradient] == [leaf.shape[0] for leaf in top]
+    for got, want in zip(unstack(gradient), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_unmoved_conv_layers_have_exactly_zero_errors_and_weight_gradients(getkey):
+    """Published inference (GD, 0.5 batch-mean, T = L) with skipping, float32, from the
+    feedforward pass: the layers inference has not reached keep their feedforward activities
+    bit for bit, their errors and weight gradients are exactly 0, and one Adam step leaves
+    their kernels unchanged."""
+    network = _network(blocks=5, channels=(4, 4), dtype=jnp.float32)  # 12 layers
+    x, y = _batch(getkey(), jnp.float32, batch=8)
+    loss = mupc.MSE()
+    solver = mupc.DiscreteInference.gradient_descent(0.5 / 8)
+    reference = _feedforward(network, x)
+    result = _inference(solver, network, reference, x, y)
+    pairs = zip(unstack(result.activities), unstack(reference), strict=True)
+    moved = np.array([bool(jnp.any(a != b)) for a, b in pairs])
+    assert moved[-1] and not moved[0], moved  # the top moved, the bottom did not
+    still = ~moved & np.concatenate([[True], ~moved[:-1]])  # neither z_l nor z_{l-1} moved
+    errors = unstack(mupc.prediction_errors(network, result.activities, x, reference))
+    assert not any(bool(jnp.any(e != 0)) for e, s in zip(errors, still, strict=True) if s)
+    _, grads = solver.weight_gradients(network, result, x, y, loss, reference)
+    kernels = network.layer_weights(grads)[:-1]  # one per PC layer, bottom to top
+    assert all(bool(jnp.all(k == 0)) for k, s in zip(kernels, still, strict=True) if s)
+    assert not bool(jnp.all(kernels[-1] == 0))
+    adam = optax.adam(0.1)
+    params = eqx.filter(network, eqx.is_inexact_array)
+    with jax.numpy_dtype_promotion("standard"):
+        updates, _ = adam.update(grads, adam.init(params), params)
+    new = eqx.apply_updates(network, updates)
+    for old_kernel, new_kernel, s in zip(
+        network.layer_weights(network)[:-1], new.layer_weights(new)[:-1], still, strict=True
+    ):
+        assert bool(jnp.array_equal(old_kernel, new_kernel)) == bool(s)
+
+
+def test_conv_runs_default_to_a_conv_sized_network():
+    """`mupc train --network conv` without -H / -N builds 2 blocks per stage with 8 → 16 → 32
+    channels (the MLP's width would make 128 → 256 → 512); the MLP keeps H = 8, N = 128."""
+    from mupc._cli import build_parser
+    from mupc._commands.train import config_from_args
+
+    def parsed(*flags):
+        return config_from_args(build_parser().parse_args(["train", *flags]))
+
+    conv = parsed("--network", "conv")
+    network = conv.build_network((28, 28, 1), 10, key=jax.random.key(0), dtype=jnp.float32)
+    assert network.config.channels == (8, 16, 32) and network.config.blocks == 2
+    assert network.num_layers == 3 * (2 + 1)
+    given = parsed("--network", "conv", "-H", "5", "-N", "4")
+    assert (given.depth, given.width) == (5, 4)
+    mlp = parsed()
+    assert (mlp.depth, mlp.width) == (8, 128)
+    assert mupc.experiments.RunConfig(network="conv").to_dict()["width"] == 8

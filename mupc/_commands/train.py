@@ -44,16 +44,15 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--depth",
         "-H",
         type=positive_int,
-        default=defaults.depth,
-        help="hidden layers H (conv: residual blocks per stage; transformer: blocks)",
+        help=f"hidden layers H (default {_config.DEFAULT_SIZE['mlp'][0]}); conv: residual blocks "
+        f"per stage (default {_config.DEFAULT_SIZE['conv'][0]}); transformer: blocks (default {_config.DEFAULT_SIZE['transformer'][0]})",
     )
     net.add_argument(
         "--width",
         "-N",
         type=positive_int,
-        default=defaults.width,
-        help="width N (conv: channels of the first stage, doubling at each stage; "
-        "transformer: the width d, in heads of --head-dim)",
+        help=f"width N (default {_config.DEFAULT_SIZE['mlp'][1]}); conv: channels of the first "
+        f"stage, doubling at each stage (default {_config.DEFAULT_SIZE['conv'][1]}); transformer: the width d, in heads of --head-dim (default {_config.DEFAULT_SIZE['transformer'][1]})",
     )
     net.add_argument(
         "--stages",

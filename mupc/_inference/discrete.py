@@ -6,6 +6,14 @@ import optax
 
 from .._optimisers import optax_update
 from .base import InferenceResult, InferenceSolver, activity_gradient, minimise
+from .slicing import (
+    activity_like_parts,
+    layer_differs,
+    merge_layers,
+    merge_state,
+    slice_layers,
+    slice_state,
+)
 
 # The sizes of the blocks of top layers that inference updates, as fractions of the depth H
 # (rounded up): finer at the top, where the moving layers usually stay (in float32 most layers
@@ -22,32 +30,23 @@ def _bucket_starts(depth: int, alignment: int = 1) -> list[int]:
     return sorted({(depth - size) // alignment * alignment for size in sizes}, reverse=True)
 
 
-def _slice_state(state, full_shape, start):
-    """The rows `start:` of every optimiser-state leaf shaped like the activities."""
-    return jax.tree.map(lambda leaf: leaf[start:] if jnp.shape(leaf) == full_shape else leaf, state)
-
-
-def _merge_state(full_state, top_state, full_shape, start):
-    return jax.tree.map(
-        lambda full, top: full.at[start:].set(top) if jnp.shape(full) == full_shape else top,
-        full_state,
-        top_state,
-    )
-
-
 def _lowest_changed(low, current, initial):
-    """`low` - 1 if layer `low` - 1 (0-based row `low` - 1) of any leaf of `current` shaped
-    like the activities differs from `initial`, else `low`: the gradient of a step reaches at
-    most one layer further down."""
-    shape = jnp.shape(initial[0])
+    """`low` - 1 if layer `low` - 1 (0-based) of the activities or of any part of the optimiser
+    state shaped like them differs from its start, else `low`: the gradient of a step reaches
+    at most one layer further down. `current` and `initial` are `(activities, state)` pairs."""
     row = jnp.maximum(low - 1, 0)
+    activities, state = initial
+    now_activities, now_state = current
+    pairs = [(now_activities, activities)] + list(
+        zip(
+            activity_like_parts(now_state, activities),
+            activity_like_parts(state, activities),
+            strict=True,
+        )
+    )
     changed = jnp.asarray(False)
-    for now, then in zip(jax.tree.leaves(current), jax.tree.leaves(initial), strict=True):
-        if jnp.shape(now) == shape:
-            changed |= jnp.any(
-                jax.lax.dynamic_index_in_dim(now, row, keepdims=False)
-                != jax.lax.dynamic_index_in_dim(then, row, keepdims=False)
-            )
+    for now, then in pairs:
+        changed |= layer_differs(now, then, row)
     return jnp.where(changed & (low > 0), low - 1, low)
 
 
@@ -70,8 +69,8 @@ class DiscreteInference(InferenceSolver):
       above it has moved). The skipped layers would get exactly zero updates, so the result
       equals the full computation for any optimiser whose update is zero while every
       gradient so far has been zero (sgd, momentum, Adam, ...). Used only where the network
-      supports layer slicing (the residual MLP); ignored with a `tolerance` or a
-      non-feedforward start.
+      supports layer slicing (the residual MLP, the conv ResNet); ignored with a `tolerance`
+      or a non-feedforward start.
     """
 
     optimiser: optax.GradientTransformation
@@ -125,27 +124,24 @@ class DiscreteInference(InferenceSolver):
         carry = (jnp.asarray(0, jnp.int32), jnp.asarray(depth, jnp.int32), activities, state)
         for start in starts:
             phase_network = network.for_layers_above(start)
+            top_ref = slice_layers(reference, start)
+            top_features = slice_layers(features, start)
 
             def fits(carry, start=start):
                 step, low = carry[0], carry[1]
                 return (step < num_steps) & ((low - 1 >= start) | (start == 0))
 
-            def iteration(carry, start=start, phase_network=phase_network):
+            def iteration(
+                carry, start=start, net=phase_network, top_ref=top_ref, top_features=top_features
+            ):
                 step, low, full, full_state = carry
-                top = full if start == 0 else full[start:]
-                top_state = (
-                    full_state if start == 0 else _slice_state(full_state, full.shape, start)
-                )
-                top_ref = reference if start == 0 else reference[start:]
-                top_features = features if start == 0 else features[start:]
-                grad = activity_gradient(
-                    phase_network, top, top_ref, top_features, targets, loss, start
-                )
+                top = slice_layers(full, start)
+                top_state = slice_state(full_state, activities, start)
+                grad = activity_gradient(net, top, top_ref, top_features, targets, loss, start)
                 updates, top_state = optax_update(self.optimiser, grad, top_state, top)
                 top = optax.apply_updates(top, updates)
-                if start > 0:
-                    top = full.at[start:].set(top)
-                    top_state = _merge_state(full_state, top_state, full.shape, start)
+                top = merge_layers(full, top, start)
+                top_state = merge_state(full_state, top_state, activities, start)
                 if skipping:
                     low = _lowest_changed(low, (top, top_state), (activities, state))
                 return step + 1, low, top, top_state

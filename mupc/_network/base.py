@@ -153,8 +153,9 @@ class PCNetwork(eqx.Module):
     backward pass); Hessian-vector products then use reverse-over-reverse differentiation."""
 
     supports_layer_slicing: ClassVar[bool] = False
-    """Whether activities are one stacked array and `predict(..., start=s)` is implemented,
-    which lets inference skip layers that have not moved yet."""
+    """Whether the activities' leaves are consecutive stacks of layers in leaf order (bottom
+    to top; `mupc._inference.slicing`) and `predict(..., start=s)` is implemented, which lets
+    inference skip layers that have not moved yet."""
 
     @property
     def slice_alignment(self) -> int:

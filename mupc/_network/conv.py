@@ -85,10 +85,16 @@ def _conv_forward(inputs, kernel):
     return _raw_conv(inputs, kernel), (inputs, kernel)
 
 
+def _conv_transpose(cotangent: Array, kernel: Array) -> Array:
+    """The input gradient of `_conv`: a convolution of the (B, h, w, c_out) `cotangent` with
+    the flipped, transposed (k, k, c_out, c_in) kernel."""
+    return _raw_conv(cotangent, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+
+
 def _conv_backward(residuals, cotangent):
     inputs, kernel = residuals
     size = kernel.shape[0]
-    input_grad = _raw_conv(cotangent, jnp.flip(kernel, (0, 1)).swapaxes(2, 3))
+    input_grad = _conv_transpose(cotangent, kernel)
     kernel_grad = jnp.einsum("bhwp,bhwo->po", _patches(inputs, size), cotangent)
     return input_grad, kernel_grad.reshape(kernel.shape)
 
@@ -101,6 +107,11 @@ def _stacked_conv(images: Array, kernels: Array) -> Array:
     one after another in a loop (XLA's CPU backend runs a vmapped, grouped convolution far
     more slowly)."""
     return jax.lax.map(lambda pair: _conv(*pair), (images, kernels))
+
+
+def _stacked_conv_transpose(cotangents: Array, kernels: Array) -> Array:
+    """`_conv_transpose` of a stack of n cotangents (n, B, h, w, o) with n kernels, in a loop."""
+    return jax.lax.map(lambda pair: _conv_transpose(*pair), (cotangents, kernels))
 
 
 def _pool(images: Array) -> Array:
@@ -242,6 +253,7 @@ class ConvResNet(PCNetwork):
 
     kind: ClassVar[str] = "conv-resnet"
     forward_mode_autodiff: ClassVar[bool] = False
+    supports_layer_slicing: ClassVar[bool] = True
 
     def __init__(self, config: ConvConfig, *, key: PRNGKeyArray, dtype: Any = None):
         """**Arguments:** the `ConvConfig`, a PRNG `key`, and the weights' `dtype` (drawn in
@@ -335,28 +347,120 @@ class ConvResNet(PCNetwork):
         activities = tuple(activities)
         return activities, self.readout(activities)
 
+    def _first_rows(self, start: int) -> list[int]:
+        """Per stage: the first of its rows (0..n + 1) at or above layer `start` (0-based;
+        the stages' rows are the layers in order, `mupc._inference.slicing`)."""
+        rows = self.config.blocks + 1
+        return [min(max(start - stage * rows, 0), rows) for stage in range(len(self.stage_weights))]
+
     def predict(self, states, features, inputs=None, start=0):
-        if start != 0:
-            raise ValueError("ConvResNet does not support layer slicing (start must be 0).")
+        """Every layer's prediction from the layer below, stage by stage: row 0 of stage s is
+        $a_{s,0} W_{s,0} \ast$ (the image, or the pooled features of stage s - 1's top), rows
+        i ≥ 1 are $z_{s,i-1} + a_{\text{res}} W_{s,i} \ast f_{s,i-1}$ (one convolution per block,
+        in a loop).
+
+        With `start` = s > 0 the arguments hold the layers above s only (stage by stage, the
+        rows from `_first_rows(s)` on; a stage wholly below s has zero rows) and the layer
+        below them is unchanged, so the first of them is predicted as exactly zero."""
+        if start > 0 and inputs is not None:
+            raise ValueError("`inputs` must be None when `start` > 0 (the layer below is fixed).")
         stage_mults, residual_mults, _ = self._multipliers()
         predictions = []
-        for stage, (kernel, blocks) in enumerate(
-            zip(self.stage_weights, self.block_weights, strict=True)
+        for stage, (kernel, blocks, cut) in enumerate(
+            zip(self.stage_weights, self.block_weights, self._first_rows(start), strict=True)
         ):
-            # Stage 0 sees the image; stage s > 0 the pooled features of stage s - 1's top.
-            source = inputs if stage == 0 else _pool(features[stage - 1][-1])
             state = states[stage]
-            if source is None:
-                first = jnp.zeros_like(state[0])
+            if state.shape[0] == 0:  # wholly below `start`
+                predictions.append(state)
+                continue
+            # Row `cut` (the first one present) is predicted from the layer below it: the image
+            # (stage 0), stage s - 1's top (when present), or a layer below `start` (zero).
+            if cut == 0 and stage == 0 and inputs is not None:
+                first = stage_mults[stage] * _conv(inputs, kernel)
+            elif cut == 0 and stage > 0 and features[stage - 1].shape[0] > 0:
+                first = stage_mults[stage] * _conv(_pool(features[stage - 1][-1]), kernel)
             else:
-                first = stage_mults[stage] * _conv(source, kernel)
-            if blocks.shape[0] == 0:
+                first = jnp.zeros_like(state[0])
+            if state.shape[0] == 1:
                 predictions.append(first[None])
                 continue
-            branch = _stacked_conv(features[stage][:-1], blocks)
+            weights = self._blocks_from(blocks, cut, state.shape[0])
+            branch = _stacked_conv(features[stage][:-1], weights)
             rest = state[:-1] + residual_mults[stage] * branch
             predictions.append(jnp.concatenate([first[None], rest], axis=0))
         return tuple(predictions)
+
+    def _blocks_from(self, blocks: Array, cut: int, rows: int) -> Array:
+        """The block kernels predicting the rows above the first of `rows` rows that start at
+        row `cut` of their stage: `blocks[cut:]`, which is all of `blocks` for a network from
+        `for_layers_above`."""
+        if blocks.shape[0] == self.config.blocks and rows == self.config.blocks + 1 - cut:
+            return blocks[cut:]
+        if blocks.shape[0] == rows - 1:  # already cut by `for_layers_above`
+            return blocks
+        raise ValueError(
+            f"{rows} activity rows from row {cut} do not fit {blocks.shape[0]} stacked block "
+            f"kernels of a stage with {self.config.blocks} blocks."
+        )
+
+    def for_layers_above(self, start: int) -> "ConvResNet":
+        """A copy whose stacked block kernels are cut to the blocks above layer `start` once
+        (stage by stage, as `predict(..., start)` needs them), for the `energy_gradient(...,
+        start)` calls of an inference loop. Only `energy_gradient` and `predict` with this
+        `start` may be called on it."""
+        if start == 0:
+            return self
+        cuts = self._first_rows(start)
+        blocks = tuple(stack[cut:] for stack, cut in zip(self.block_weights, cuts, strict=True))
+        return eqx.tree_at(lambda network: network.block_weights, self, blocks)
+
+    def energy_gradient(self, activities, reference, reference_features, targets, loss, start=0):
+        """$\\nabla_z \\sum_i F_i$ in closed form, stage by stage (automatic differentiation
+        of the energy, written out: the same expression serves every `start`, so inference that
+        skips unmoved layers gets the very numbers of the full computation). With the exact
+        errors $\\varepsilon$ of `errors_from_changes` and rows $i = 0..n$ of stage s:
+
+        $$\\nabla_{z_{s,i}} = \\varepsilon_{s,i} - \\varepsilon_{s,i+1} + \\phi'(z_{s,i})
+        \\odot g_{s,i}, \\qquad g_{s,i} = -a_{\\text{res}} W_{s,i+1}^{\\top} \\ast
+        \\varepsilon_{s,i+1}\\ (i < n),$$
+
+        and for a stage's top row ($\\varepsilon_{s,n+1} = 0$: no skip across stages)
+        $g_{s,n} = -a_{s+1,0} \\operatorname{pool}^{\\top}(W_{s+1,0}^{\\top} \\ast
+        \\varepsilon_{s+1,0})$, or $\\partial \\ell / \\partial \\phi(z_{S-1,n})$ for the
+        last stage ($W^{\\top} \\ast$: the transposed convolution). Exactly 0 wherever both
+        errors are 0 and no loss gradient arrives."""
+        from .._energy import errors_from_changes
+
+        errors = errors_from_changes(self, activities, reference, reference_features, start)
+        stage_mults, residual_mults, output_mult = self._multipliers()
+        cuts = self._first_rows(start)
+        last = len(self.stage_weights) - 1
+
+        def output_energy(top_features):
+            pooled = jnp.mean(top_features, axis=(1, 2))
+            return jnp.sum(loss(output_mult * (pooled @ self.output_weights.T), targets))
+
+        gradients = []
+        for stage, (z, error) in enumerate(zip(activities, errors, strict=True)):
+            if z.shape[0] == 0:  # wholly below `start`
+                gradients.append(z)
+                continue
+            if stage == last:
+                top = jax.grad(output_energy)(self.activation(z[-1]))
+            else:
+                above = _conv_transpose(errors[stage + 1][0], self.stage_weights[stage + 1])
+                _, pool_vjp = jax.vjp(_pool, z[-1])
+                top = -stage_mults[stage + 1] * pool_vjp(above)[0]
+            if z.shape[0] > 1:
+                blocks = self._blocks_from(self.block_weights[stage], cuts[stage], z.shape[0])
+                within = -residual_mults[stage] * _stacked_conv_transpose(error[1:], blocks)
+                feature_grad = jnp.concatenate([within, top[None]], axis=0)
+                error_above = jnp.pad(error[1:], ((0, 1),) + ((0, 0),) * (z.ndim - 1))
+            else:
+                feature_grad, error_above = top[None], jnp.zeros_like(error)
+            _, activation_vjp = jax.vjp(self.activation, z)
+            gradients.append(error - error_above + activation_vjp(feature_grad)[0])
+        return tuple(gradients)
 
     def readout(self, activities):
         _, _, output = self._multipliers()
