@@ -8,3 +8,4 @@ from .base import (
 from .continuous import ContinuousInference as ContinuousInference
 from .discrete import DiscreteInference as DiscreteInference
 from .error import ErrorInference as ErrorInference
+from .langevin import LangevinInference as LangevinInference

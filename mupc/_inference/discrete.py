@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import optax
 
 from .._optimisers import optax_update
-from .base import InferenceResult, InferenceSolver, activity_gradient, minimise
+from .base import InferenceResult, InferenceSolver, minimise
 
 # The sizes of the blocks of top layers that inference updates, as fractions of the depth H
 # (rounded up): finer at the top, where the moving layers usually stay (in float32 most layers
@@ -23,7 +23,7 @@ def _bucket_starts(depth: int, alignment: int = 1) -> list[int]:
 
 
 def _slice_state(state, full_shape, start):
-    """The rows `start:` of every optimiser-state leaf shaped like the activities."""
+    """The rows `start:` of every optimiser-state leaf shaped like the hidden activities."""
     return jax.tree.map(lambda leaf: leaf[start:] if jnp.shape(leaf) == full_shape else leaf, state)
 
 
@@ -35,11 +35,10 @@ def _merge_state(full_state, top_state, full_shape, start):
     )
 
 
-def _lowest_changed(low, current, initial):
+def _lowest_changed(low, current, initial, shape):
     """`low` - 1 if layer `low` - 1 (0-based row `low` - 1) of any leaf of `current` shaped
-    like the activities differs from `initial`, else `low`: the gradient of a step reaches at
-    most one layer further down."""
-    shape = jnp.shape(initial[0])
+    like the hidden activities (`shape`) differs from `initial`, else `low`: the gradient of a
+    step reaches at most one layer further down."""
     row = jnp.maximum(low - 1, 0)
     changed = jnp.asarray(False)
     for now, then in zip(jax.tree.leaves(current), jax.tree.leaves(initial), strict=True):
@@ -100,56 +99,50 @@ class DiscreteInference(InferenceSolver):
             raise ValueError(f"`activity_lr` must be finite and > 0, got {activity_lr!r}.")
         return cls(optax.sgd(activity_lr), steps, **kwargs)
 
-    def run(self, network, activities, inputs, targets, loss, *, feedforward_start, reference=None):
-        reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
-        features = network.features(reference)
-        num_steps = self.default_steps(network) if self.steps is None else self.steps
+    def solve(self, energy, states, *, feedforward_start, key=None):
+        num_steps = self.default_steps(energy) if self.steps is None else self.steps
         if self.tolerance is not None:
-
-            def gradient(z):
-                return activity_gradient(network, z, reference, features, targets, loss)
-
-            final, taken = minimise(self.optimiser, gradient, activities, num_steps, self.tolerance)
+            final, taken = minimise(
+                self.optimiser, energy.gradient, states, num_steps, self.tolerance
+            )
             return InferenceResult(final, taken)
-        state = self.optimiser.init(activities)
-        depth = network.num_layers
-        skipping = self.skip_inactive and feedforward_start and network.supports_layer_slicing
-        starts = _bucket_starts(depth, network.slice_alignment) if skipping else [0]
+        state = self.optimiser.init(states)
+        depth = energy.num_layers
+        skipping = self.skip_inactive and feedforward_start and energy.supports_layer_slicing
+        starts = _bucket_starts(depth, energy.slice_alignment) if skipping else [0]
+        shape = jnp.shape(states.hidden) if skipping else None
         # `low`: the lowest layer whose activity or optimiser state differs from the start (H:
         # none yet). Every layer below it still has its feedforward activity and an untouched
         # optimiser state, so only layers low - 1, ..., H can have a non-zero gradient in the
-        # next step (layer low - 1 through the error of layer low). Each bucket's loop runs
-        # while that block fits in it; `low` only decreases, so the buckets run smallest first,
-        # once each.
+        # next step (layer low - 1 through the error of layer low); a free input end moves
+        # only with layer 1, unless its prior pulls it from the start (`initial_low` is then
+        # 0). Each bucket's loop runs while that block fits in it; `low` only decreases, so
+        # the buckets run smallest first, once each.
         # A Python loop over at most len(_BUCKET_FRACTIONS) static sizes, not over steps or layers.
-        carry = (jnp.asarray(0, jnp.int32), jnp.asarray(depth, jnp.int32), activities, state)
+        low = energy.initial_low(states) if skipping else jnp.asarray(depth, jnp.int32)
+        carry = (jnp.asarray(0, jnp.int32), low, states, state)
         for start in starts:
-            phase_network = network.for_layers_above(start)
+            phase_energy = energy.for_layers_above(start)
 
             def fits(carry, start=start):
                 step, low = carry[0], carry[1]
                 return (step < num_steps) & ((low - 1 >= start) | (start == 0))
 
-            def iteration(carry, start=start, phase_network=phase_network):
+            def iteration(carry, start=start, phase_energy=phase_energy):
                 step, low, full, full_state = carry
-                top = full if start == 0 else full[start:]
-                top_state = (
-                    full_state if start == 0 else _slice_state(full_state, full.shape, start)
-                )
-                top_ref = reference if start == 0 else reference[start:]
-                top_features = features if start == 0 else features[start:]
-                grad = activity_gradient(
-                    phase_network, top, top_ref, top_features, targets, loss, start
-                )
+                top = full if start == 0 else full._replace(hidden=full.hidden[start:])
+                top_state = full_state if start == 0 else _slice_state(full_state, shape, start)
+                grad = phase_energy.gradient(top, start)
                 updates, top_state = optax_update(self.optimiser, grad, top_state, top)
                 top = optax.apply_updates(top, updates)
                 if start > 0:
-                    top = full.at[start:].set(top)
-                    top_state = _merge_state(full_state, top_state, full.shape, start)
+                    top = top._replace(hidden=full.hidden.at[start:].set(top.hidden))
+                    top_state = _merge_state(full_state, top_state, shape, start)
                 if skipping:
-                    low = _lowest_changed(low, (top, top_state), (activities, state))
+                    low = _lowest_changed(
+                        low, (top.hidden, top_state), (states.hidden, state), shape
+                    )
                 return step + 1, low, top, top_state
 
             carry = jax.lax.while_loop(fits, iteration, carry)
-        activities = carry[2]
-        return InferenceResult(activities, jnp.asarray(num_steps, jnp.int32))
+        return InferenceResult(carry[2], jnp.asarray(num_steps, jnp.int32))
