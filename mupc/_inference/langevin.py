@@ -1,4 +1,4 @@
-"""Monte-Carlo PC: Langevin dynamics on the activities (Oliviers, Tang & Bogacz 2024)."""
+"""Monte-Carlo PC: Langevin dynamics on the activities (Oliviers et al. 2024)."""
 
 import math
 
