@@ -84,6 +84,7 @@ from ._inference import (
     InferenceResult as InferenceResult,
     InferenceSolver as InferenceSolver,
     LangevinInference as LangevinInference,
+    SequentialInference as SequentialInference,
     activity_lr_from_batch_mean as activity_lr_from_batch_mean,
 )
 from ._loss import MSE as MSE, Bernoulli as Bernoulli, CrossEntropy as CrossEntropy, Loss as Loss

@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "mupc._commands.plot",
     "mupc._commands.evaluate",
     "mupc._commands.redraw",
+    "mupc._commands.generative",
 ]
 
 

@@ -405,3 +405,22 @@ def test_bernoulli_term_against_its_formula():
     np.testing.assert_allclose(gradient, p - targets, rtol=1e-12, atol=1e-15)
     big = jnp.array([[800.0, -800.0]])
     assert np.isfinite(np.asarray(mupc.Bernoulli()(big, jnp.array([[0.0, 1.0]])))).all()
+
+
+def test_sequential_inference_reaches_the_equilibrium_ePC_started():
+    """ePC for a few steps, then gradient descent on the activities from where it stopped
+    (no longer the feedforward pass): the least-squares equilibrium of a linear network."""
+    network = _resnet(D, C)
+    x, y = _data(17, (B, D), (B, C))
+    solver = mupc.SequentialInference(
+        mupc.ErrorInference(optax.sgd(0.1), steps=3),
+        mupc.DiscreteInference(optax.sgd(0.2), steps=20_000, tolerance=1e-11),
+    )
+    got = _solve(mupc.PCTrainer(inference=solver), network, x, y)
+    sizes = [D, *[N] * H, C]
+    rows = residual_rows(chain_maps(network), sizes)
+    for i in range(B):
+        values = [np.asarray(x[i]), *[None] * H, np.asarray(y[i])]
+        expected = least_squares_equilibrium(rows, sizes, [False, True, True, False], values)
+        np.testing.assert_allclose(got.states.hidden[:, i], np.stack(expected[1:-1]), atol=1e-7)
+    assert int(got.steps) > 3

@@ -304,20 +304,22 @@ def _check_finite(**arrays):
     check_finite_arrays(**{k: v for k, v in arrays.items() if v is not None})
 
 
-@eqx.filter_jit
-def _compiled_infer(trainer: PCTrainer, model, inputs, targets, key) -> Inferred:
+def infer_traced(trainer: PCTrainer, model, inputs, targets, key) -> Inferred:
+    """`PCTrainer.infer` without the checks and the compilation (traceable)."""
     energy, start, states = trainer.begin(model, inputs, targets, key)
     result = trainer.inference.solve(
         energy, states, feedforward_start=start.feedforward, key=jax.random.fold_in(key, 7)
     )
     final = result.activities
     forward = energy.forward_energy
-    network = forward.network
     inputs_after = forward.inputs_of(final)
     outputs = forward.targets_of(final)
     if outputs is None:
-        outputs = network.readout(final.hidden)
+        outputs = forward.network.readout(final.hidden)
     return Inferred(final, inputs_after, outputs, energy.per_example(final), result.steps)
+
+
+_compiled_infer = eqx.filter_jit(infer_traced)
 
 
 __all__ = ["Inferred", "PCTrainer", "WeightUpdate"]
