@@ -63,7 +63,7 @@ def _run_pca(args) -> int:
 
 def _draw(run: Path, pictures, out_dir: Path) -> list[Path]:
     from ..experiments._family import load_family_run
-    from ..experiments._family_figures import PICTURES, draw_picture
+    from ..experiments._family_figures import PICTURES, NoSuchPicture, draw_picture
 
     config, data, model = load_family_run(run)
     drawn = []
@@ -71,7 +71,7 @@ def _draw(run: Path, pictures, out_dir: Path) -> list[Path]:
         try:
             path = draw_picture(picture, config, data, model, out_dir / f"{picture}.png",
                                 title=f"{run.name}: {picture}")  # fmt: skip
-        except ValueError:
+        except NoSuchPicture:
             if pictures:  # asked for by name: say why not
                 raise
             continue
@@ -81,9 +81,9 @@ def _draw(run: Path, pictures, out_dir: Path) -> list[Path]:
 
 
 def _run_draw(args) -> int:
-    out_dir = Path(args.out_dir) if args.out_dir else Path(args.run)
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.folder)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _draw(Path(args.run), args.pictures, out_dir)
+    _draw(Path(args.folder), args.pictures, out_dir)
     return 0
 
 
@@ -258,7 +258,7 @@ def register(subparsers) -> None:
     pca.set_defaults(run=_run_pca)
 
     draw = commands.add_parser("draw", help="draw a run's pictures (PNG) from its checkpoint")
-    draw.add_argument("run", help="a `mupc generative train --out` folder")
+    draw.add_argument("folder", metavar="RUN_DIR", help="a `mupc generative train --out` folder")
     draw.add_argument("--pictures", nargs="+", choices=PICTURES,
                       help="which pictures (default: all the run has)")  # fmt: skip
     draw.add_argument("--out-dir", help="where to write them (default: the run folder)")

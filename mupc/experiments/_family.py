@@ -254,11 +254,12 @@ def _resnet(config: FamilyConfig, inputs: int, outputs: int, key) -> ResNet:
     network = NetworkConfig(
         inputs, config.width, config.depth, outputs, config.activation, config.parameterisation
     )
-    return ResNet(network, key=key)
+    return ResNet(network, key=key, dtype=jnp.float32)
 
 
 def build_model(config: FamilyConfig, data: FamilyData, key) -> Any:
-    """The network (or `NetworkPair`) of the variant, freshly initialised from `key`."""
+    """The network (or `NetworkPair`) of the variant, freshly initialised from `key`, in
+    float32 (as the data)."""
     import mupc.nn
 
     d, c, k = data.pixels, data.num_classes, config.latent
@@ -268,7 +269,7 @@ def build_model(config: FamilyConfig, data: FamilyData, key) -> Any:
             readout = mupc.nn.Linear(k, d, kind="readout")
             return LayerStack(
                 _Identity(), [], readout, input_shape=(k,), key=first,
-                parameterisation=config.parameterisation,
+                parameterisation=config.parameterisation, dtype=jnp.float32,
             )  # fmt: skip
         return _resnet(config, k, d, first)
     if config.variant == "autoencoder":

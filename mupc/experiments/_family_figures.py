@@ -19,6 +19,10 @@ Picture = Literal["reconstructions", "samples", "traversals", "classes"]
 PICTURES: tuple[str, ...] = get_args(Picture)
 
 
+class NoSuchPicture(ValueError):
+    """The run has no such picture (e.g. samples without a prior)."""
+
+
 def _to_images(centred: np.ndarray, data: FamilyData) -> np.ndarray:
     """Mean-centred pixel rows (n, D) → images (n, height, width, channels) in [0, 1]."""
     pixels = np.clip(np.asarray(centred) + data.mean_image, 0.0, 1.0)
@@ -48,8 +52,8 @@ def picture_rows(
     decoder = forward_network(model)
     if picture == "reconstructions":
         if config.variant not in ("decoder", "autoencoder"):
-            raise ValueError("Reconstructions need a decoder or autoencoder run.")
-        originals = jnp.asarray(data.test_images[:count])
+            raise NoSuchPicture("Reconstructions need a decoder or autoencoder run.")
+        originals = jnp.asarray(data.test_images[:count], decoder.dtype)
         if config.variant == "autoencoder":
             recon = model.forward(model.backward(originals))
         else:
@@ -61,19 +65,20 @@ def picture_rows(
         ]
     if picture == "samples":
         if config.variant != "decoder" or config.prior_std is None:
-            raise ValueError("Samples from the prior need a decoder run with a prior (--prior).")
+            raise NoSuchPicture("Samples from the prior need a decoder run with a prior (--prior).")
         rows = []
         for index in range(3):
             latents = config.prior_std * jax.random.normal(
-                jax.random.fold_in(key, index), (count, config.latent)
+                jax.random.fold_in(key, index), (count, config.latent), decoder.dtype
             )
             rows.append(_to_images(decoder(latents), data))
         return rows, ["prior sample"] * 3
     if picture == "traversals":
         if config.variant != "decoder":
-            raise ValueError("Latent traversals need a decoder run.")
+            raise NoSuchPicture("Latent traversals need a decoder run.")
         trainer = build_trainer(config, data, config.evaluation_steps)
-        latents = reconstruct(trainer, model, jnp.asarray(data.test_images[:200]), key=key)[0]
+        test = jnp.asarray(data.test_images[:200], decoder.dtype)
+        latents = reconstruct(trainer, model, test, key=key)[0]
         latents = np.asarray(latents)
         spread = latents.std(axis=0)
         centre = latents[0]
@@ -82,14 +87,14 @@ def picture_rows(
             values = np.linspace(-2.5, 2.5, count) * spread[dim]
             grid = np.repeat(centre[None], count, axis=0)
             grid[:, dim] = centre[dim] + values
-            rows.append(_to_images(decoder(jnp.asarray(grid)), data))
+            rows.append(_to_images(decoder(jnp.asarray(grid, decoder.dtype)), data))
             labels.append(f"latent {dim}: ±2.5 sd")
         return rows, labels
     if picture == "classes":
         if config.variant not in ("supervised", "bpc", "hybrid"):
-            raise ValueError("Class-conditional images need a supervised, bpc or hybrid run.")
+            raise NoSuchPicture("Class-conditional images need a supervised, bpc or hybrid run.")
         classes = data.num_classes
-        eye = jnp.eye(classes)
+        eye = jnp.eye(classes, dtype=decoder.dtype)
         rows = [_to_images(decoder(eye), data)]
         labels = ["feedforward from the label"]
         if config.variant == "bpc" and isinstance(model, NetworkPair):
