@@ -1,15 +1,15 @@
 """The conv ResNet's training step and compile time against depth: PC, ePC and BP interleaved.
 
 Run: `python benchmarks/conv_step.py [--blocks 1 2 4 8 16] [--channels 8 16 32]`.
-Prints one JSON object per (blocks, method) with the machine's facts. The network is the
-μPC conv ResNet of docs/method.md on 28×28×1 images (Fashion-MNIST's shape), ReLU, 3×3 kernels, one stage per
-`--channels` entry, batch 64, synthetic data; PC runs T = L gradient-descent steps on the
-activities (published 0.5 batch-mean step), ePC one error step of 0.001 (its default), all
-with Adam on the weights; PC is also timed without skipping unmoved layers. The methods take
-turns step by step, in `--rounds` rounds; `step_s` is a round's median step, `relative_to_epc`
-and `relative_to_bp` its ratio to ePC's and BP's in the same round, `compile_s` the first
-step (compilation included) minus the median step. Targets: compile at 16 blocks per stage
-within 1.5× of 1 block; PC's step (T = L) within 3× ePC's at 16 blocks per stage.
+Prints one JSON object per (blocks, method) with the machine's facts. The network is the μPC conv
+ResNet (docs/method.md) on 28×28×1 images (Fashion-MNIST's shape), ReLU, 3×3 kernels, one stage per
+`--channels` entry, batch 64, synthetic data; PC runs T = L gradient-descent steps on the activities
+(published 0.5 batch-mean step), ePC one error step of 0.001 (its default), all with Adam on the
+weights; PC is also timed without skipping unmoved layers. The methods take turns step by step, in
+`--rounds` rounds; `step_s` is a round's median step, `relative_to_epc` and `relative_to_bp` its
+ratio to ePC's and BP's in the same round, `compile_s` the first step (compilation included) minus
+the median step. Targets: compile at 16 blocks per stage within 1.5× of 1 block; PC's step (T = L)
+within 3× ePC's at 16 blocks per stage.
 """
 
 import argparse

@@ -3,14 +3,31 @@
 from . import experiments as experiments, nn as nn
 from ._activity_init import (
     ActivityInit as ActivityInit,
+    AmortisedInit as AmortisedInit,
     FeedforwardInit as FeedforwardInit,
     NormalInit as NormalInit,
+    ZerosInit as ZerosInit,
+)
+from ._batch_energy import (
+    BatchEnergy as BatchEnergy,
+    CoupledEnergy as CoupledEnergy,
+    NetworkEnergy as NetworkEnergy,
+)
+from ._by_inference import (
+    classify_by_inference as classify_by_inference,
+    reconstruct as reconstruct,
 )
 from ._checkpoint import (
     load_checkpoint as load_checkpoint,
     load_network as load_network,
     read_checkpoint_config as read_checkpoint_config,
     save_checkpoint as save_checkpoint,
+)
+from ._clamp import Clamp as Clamp
+from ._coupling import (
+    Amortised as Amortised,
+    Bidirectional as Bidirectional,
+    Coupling as Coupling,
 )
 from ._data import (
     Dataset as Dataset,
@@ -66,9 +83,11 @@ from ._inference import (
     ErrorInference as ErrorInference,
     InferenceResult as InferenceResult,
     InferenceSolver as InferenceSolver,
+    LangevinInference as LangevinInference,
+    SequentialInference as SequentialInference,
     activity_lr_from_batch_mean as activity_lr_from_batch_mean,
 )
-from ._loss import MSE as MSE, CrossEntropy as CrossEntropy, Loss as Loss
+from ._loss import MSE as MSE, Bernoulli as Bernoulli, CrossEntropy as CrossEntropy, Loss as Loss
 from ._network import (
     ConvConfig as ConvConfig,
     ConvResNet as ConvResNet,
@@ -81,6 +100,7 @@ from ._network import (
     TransformerConfig as TransformerConfig,
 )
 from ._optimisers import freeze_layers as freeze_layers, make_optimiser as make_optimiser
+from ._pair import NetworkPair as NetworkPair
 from ._parallel import ParallelTrainer as ParallelTrainer, device_mesh as device_mesh
 from ._parameterisation import (
     Multipliers as Multipliers,
@@ -89,8 +109,11 @@ from ._parameterisation import (
     Parameterisation as Parameterisation,
     StandardPC as StandardPC,
 )
+from ._prior import GaussianPrior as GaussianPrior
+from ._states import States as States
 from ._training import (
     BPTrainer as BPTrainer,
+    Inferred as Inferred,
     PCTrainer as PCTrainer,
     StepMetrics as StepMetrics,
     Trainer as Trainer,

@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "mupc._commands.evaluate",
     "mupc._commands.generate",
     "mupc._commands.redraw",
+    "mupc._commands.generative",
 ]
 
 

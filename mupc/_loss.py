@@ -46,11 +46,28 @@ class CrossEntropy(Loss):
         return -_per_example(targets * jax.nn.log_softmax(outputs, axis=-1))
 
 
-LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSE, CrossEntropy)}
+class Bernoulli(Loss):
+    """The Bernoulli output energy for binary (or [0, 1]) targets, with logits $\\hat y$:
+
+    $$-\\sum_k \\big[y_k \\log \\sigma(\\hat y_k) + (1 - y_k) \\log(1 - \\sigma(\\hat y_k))\\big]
+    = \\sum_k \\big[\\operatorname{softplus}(\\hat y_k) - y_k \\hat y_k\\big]$$
+
+    per example (summed over every non-batch axis), computed in the stable softplus form; the
+    probability of pixel k is $\\sigma(\\hat y_k)$. Its gradient in the logits is
+    $\\sigma(\\hat y) - y$."""
+
+    name: ClassVar[str] = "bernoulli"
+
+    def __call__(self, outputs, targets):
+        return _per_example(jax.nn.softplus(outputs) - targets * outputs)
+
+
+LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSE, CrossEntropy, Bernoulli)}
 
 
 def resolve_loss(loss: str | Loss) -> Loss:
-    """Return the loss named `loss` (`"mse"` or `"cross-entropy"`), or `loss` itself.
+    """Return the loss named `loss` (`"mse"`, `"cross-entropy"` or `"bernoulli"`), or `loss`
+    itself.
 
     **Raises:** `ValueError` for an unknown name.
     """

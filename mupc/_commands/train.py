@@ -45,14 +45,16 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "-H",
         type=positive_int,
         help=f"hidden layers H (default {_config.DEFAULT_SIZE['mlp'][0]}); conv: residual blocks "
-        f"per stage (default {_config.DEFAULT_SIZE['conv'][0]}); transformer: blocks (default {_config.DEFAULT_SIZE['transformer'][0]})",
+        f"per stage (default {_config.DEFAULT_SIZE['conv'][0]}); transformer: blocks "
+        f"(default {_config.DEFAULT_SIZE['transformer'][0]})",
     )
     net.add_argument(
         "--width",
         "-N",
         type=positive_int,
         help=f"width N (default {_config.DEFAULT_SIZE['mlp'][1]}); conv: channels of the first "
-        f"stage, doubling at each stage (default {_config.DEFAULT_SIZE['conv'][1]}); transformer: the width d, in heads of --head-dim (default {_config.DEFAULT_SIZE['transformer'][1]})",
+        f"stage, doubling at each stage (default {_config.DEFAULT_SIZE['conv'][1]}); transformer: "
+        f"the width d, in heads of --head-dim (default {_config.DEFAULT_SIZE['transformer'][1]})",
     )
     net.add_argument(
         "--stages",

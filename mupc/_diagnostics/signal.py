@@ -59,7 +59,13 @@ def compare_gradients(network: PCNetwork, pc_grads, bp_grads) -> LearningSignal:
 
 @eqx.filter_jit
 def _signal(trainer: PCTrainer, network: PCNetwork, inputs, targets, key) -> LearningSignal:
+    from .._training.pc import infer_traced
+
     pc_grads, _ = trainer.gradients(network, inputs, targets, key)
+    if trainer.clamp.free_input:
+        # The same objective for backprop: the output term at the latent PC inferred (the
+        # envelope theorem: its weight gradient is that of min over the latent).
+        inputs = jax.lax.stop_gradient(infer_traced(trainer, network, inputs, targets, key).inputs)
     bp_grads, _ = BPTrainer(optimiser=trainer.optimiser, loss=trainer.loss).gradients(
         network, inputs, targets, key
     )
@@ -80,7 +86,9 @@ def learning_signal(
     - `trainer`: a `mupc.PCTrainer` (its inference solver, activity initialisation and loss
       define $g_{\\text{PC}}$; the same loss defines $g_{\\text{BP}}$).
     - `network`: the network, e.g. at initialisation.
-    - `inputs`, `targets`: one batch.
+    - `inputs`, `targets`: one batch (`inputs` None for a decoder, whose input end is free:
+      backprop's gradient is then that of the output term at the latent PC inferred, the
+      gradient of the same objective, $\\min_{z_0}$ of the loss, by the envelope theorem).
     - `key`: for a random activity initialisation (default `jax.random.key(0)`).
 
     **Returns:** a `LearningSignal`, one entry per weight layer (L = H + 1 for the MLP).
@@ -93,10 +101,9 @@ def learning_signal(
             f"{type(trainer).__name__}."
         )
     check_instance("network", network, PCNetwork, "a mupc network (e.g. mupc.ResNet)")
-    network.check_batch(inputs, targets)
-    dtype = network.dtype
+    inputs, targets = trainer.prepare_batch(network, inputs, targets)
     key = jax.random.key(0) if key is None else key
-    return _signal(trainer, network, jnp.asarray(inputs, dtype), jnp.asarray(targets, dtype), key)
+    return _signal(trainer, network, inputs, targets, key)
 
 
 class DecileSummary(NamedTuple):

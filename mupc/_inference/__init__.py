@@ -8,3 +8,5 @@ from .base import (
 from .continuous import ContinuousInference as ContinuousInference
 from .discrete import DiscreteInference as DiscreteInference
 from .error import ErrorInference as ErrorInference
+from .langevin import LangevinInference as LangevinInference
+from .sequential import SequentialInference as SequentialInference

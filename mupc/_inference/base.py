@@ -8,7 +8,7 @@ convert its activity learning rates with `activity_lr_from_batch_mean`.
 """
 
 import abc
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -16,11 +16,13 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Int
 
-from .._custom_types import Inputs, Targets
-from .._energy import errors_from_changes, local_weight_gradients, per_example_sum
+from .._batch_energy import BatchEnergy, NetworkEnergy
+from .._custom_types import Inputs, PRNGKeyArray, Targets
+from .._energy import per_example_sum
 from .._loss import Loss
 from .._network.base import Activities, PCNetwork
 from .._optimisers import optax_update
+from .._states import States
 
 
 def activity_lr_from_batch_mean(activity_lr: float, batch_size: int) -> float:
@@ -40,13 +42,14 @@ class InferenceResult(NamedTuple):
 
     **Fields:**
 
-    - `activities`: the final activities (a pytree like the network's, e.g. (H, B, N)).
+    - `activities`: the final activities: a `mupc.States` from `solve`; the hidden
+      activities alone (a pytree like the network's, e.g. (H, B, N)) from `run`.
     - `steps`: the number of solver steps taken (a scalar integer array).
-    - `errors`: the prediction errors at the final activities, when the solver has them
-      exactly (error-optimised inference); None otherwise.
+    - `errors`: the hidden prediction errors at the final activities, when the solver has
+      them exactly (error-optimised inference); None otherwise.
     """
 
-    activities: Activities
+    activities: Any
     steps: Int[Array, ""]
     errors: Activities | None = None
 
@@ -67,19 +70,43 @@ def activity_gradient(
     return network.energy_gradient(activities, reference, reference_features, targets, loss, start)
 
 
-def gradient_norms(gradient: Activities) -> Array:
+def gradient_norms(gradient: Any) -> Array:
     """$\\lVert\\nabla_{z^{(i)}} F_i\\rVert$ of every example, shape (B,)."""
     return jnp.sqrt(per_example_sum(jax.tree.map(jnp.square, gradient)))
 
 
 class InferenceSolver(eqx.Module):
-    """Minimises the energy over the activities, starting from `activities`.
+    """Minimises an energy over the free activities.
 
-    Subclasses implement `run`; `weight_gradients` (how the weights learn from the result)
-    defaults to the local PC gradient at the final activities.
+    Subclasses implement `solve` (on a `mupc.BatchEnergy`: any network, clamp pattern, prior
+    or pair of networks); `run` is the discriminative special case (both ends clamped).
+    `energy_weight_gradients` (how the weights learn from the result) defaults to the local
+    PC gradient at the final activities.
     """
 
     @abc.abstractmethod
+    def solve(
+        self,
+        energy: BatchEnergy,
+        states: States,
+        *,
+        feedforward_start: bool,
+        key: PRNGKeyArray | None = None,
+    ) -> InferenceResult:
+        """Run inference on `energy` from `states`.
+
+        **Arguments:**
+
+        - `energy`: the batch's energy (`mupc.NetworkEnergy.bind(...)`, or what a trainer
+          builds).
+        - `states`: the initial `mupc.States`.
+        - `feedforward_start`: `states` is the feedforward pass of the energy's input end
+          (all hidden errors zero), which lets solvers skip work that is known to be zero.
+        - `key`: for stochastic solvers (`LangevinInference`).
+
+        **Returns:** an `InferenceResult` whose `activities` is a `States`.
+        """
+
     def run(
         self,
         network: PCNetwork,
@@ -90,8 +117,10 @@ class InferenceSolver(eqx.Module):
         *,
         feedforward_start: bool,
         reference: Activities | None = None,
+        key: PRNGKeyArray | None = None,
     ) -> InferenceResult:
-        """Run inference from `activities`.
+        """Run inference from `activities` with both ends clamped (`solve` on
+        `NetworkEnergy.bind(network, inputs, targets, loss, reference=reference)`).
 
         **Arguments:**
 
@@ -102,7 +131,30 @@ class InferenceSolver(eqx.Module):
         - `reference`: the feedforward activities of `inputs`; when None, `activities` if
           `feedforward_start`, else computed. Errors are exact relative to this point, so pass
           the very array the activities started from.
+
+        **Returns:** an `InferenceResult` whose `activities` are the hidden activities.
         """
+        energy = self.clamped_energy(
+            network, activities, inputs, targets, loss, feedforward_start, reference
+        )
+        result = self.solve(
+            energy, States(activities), feedforward_start=feedforward_start, key=key
+        )
+        return result._replace(activities=result.activities.hidden)
+
+    def clamped_energy(
+        self, network, activities, inputs, targets, loss, feedforward_start, reference=None
+    ) -> NetworkEnergy:
+        """The energy `run` descends: both ends clamped, errors relative to `reference`."""
+        reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
+        return NetworkEnergy.bind(
+            network,
+            inputs,
+            targets,
+            loss,
+            reference=reference,
+            reference_outputs=network.readout(reference),
+        )
 
     def reference_point(self, network, activities, inputs, feedforward_start, reference):
         """The feedforward activities the errors are measured from (see `run`)."""
@@ -110,9 +162,17 @@ class InferenceSolver(eqx.Module):
             return reference
         return activities if feedforward_start else network.feedforward(inputs)[0]
 
-    def default_steps(self, network: PCNetwork) -> int:
+    def default_steps(self, network: PCNetwork | BatchEnergy) -> int:
         """T when none is given: H, the number of layers (the published choice)."""
         return network.num_layers
+
+    def energy_weight_gradients(
+        self, energy: BatchEnergy, result: InferenceResult
+    ) -> tuple[Array, Any]:
+        """`(mean_energy, gradients)`: the weight gradient of the batch-mean energy at the
+        final activities of a `solve` result, local to each layer (layer l needs only
+        $\\varepsilon_l$ and $z_{l-1}$); a pytree like the network (or pair)."""
+        return energy.weight_gradients(result.activities, result.errors)
 
     def weight_gradients(
         self,
@@ -123,14 +183,19 @@ class InferenceSolver(eqx.Module):
         loss: Loss,
         reference: Activities,
     ) -> tuple[Array, PCNetwork]:
-        """`(mean_energy, gradients)`: the weight gradient of the batch-mean energy at the
-        final activities, $\\partial \\bar F / \\partial W$ (local: layer l needs only
-        $\\varepsilon_l$ and $z_{l-1}$)."""
-        errors = result.errors
-        if errors is None:
-            features = network.features(reference)
-            errors = errors_from_changes(network, result.activities, reference, features)
-        return local_weight_gradients(network, result.activities, errors, inputs, targets, loss)
+        """`(mean_energy, gradients)` for a `run` result: the weight gradient of the
+        batch-mean energy at the final activities, $\\partial \\bar F / \\partial W$ (local:
+        layer l needs only $\\varepsilon_l$ and $z_{l-1}$)."""
+        energy = NetworkEnergy.bind(
+            network,
+            inputs,
+            targets,
+            loss,
+            reference=reference,
+            reference_outputs=network.readout(reference),
+        )
+        states = result._replace(activities=States(result.activities))
+        return self.energy_weight_gradients(energy, states)
 
 
 def minimise(optimiser, gradient, initial, steps: int, tolerance: float | None):

@@ -4,7 +4,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from .base import InferenceResult, InferenceSolver, activity_gradient
+from .base import InferenceResult, InferenceSolver
 
 
 class ContinuousInference(InferenceSolver):
@@ -37,13 +37,9 @@ class ContinuousInference(InferenceSolver):
         if self.dt0 is None and isinstance(self.stepsize_controller, diffrax.ConstantStepSize):
             raise ValueError("`dt0` is required with a constant step size.")
 
-    def run(self, network, activities, inputs, targets, loss, *, feedforward_start, reference=None):
-        reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
-        features = network.features(reference)
-
-        def vector_field(t, z, args):
-            gradient = activity_gradient(network, z, reference, features, targets, loss)
-            return jax.tree.map(jnp.negative, gradient)
+    def solve(self, energy, states, *, feedforward_start, key=None):
+        def vector_field(t, s, args):
+            return jax.tree.map(jnp.negative, energy.gradient(s))
 
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(vector_field),
@@ -51,7 +47,7 @@ class ContinuousInference(InferenceSolver):
             t0=0.0,
             t1=self.duration,
             dt0=self.dt0,
-            y0=activities,
+            y0=states,
             stepsize_controller=self.stepsize_controller,
             max_steps=self.max_steps,
             saveat=diffrax.SaveAt(t1=True),

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import optax
 
 from .._optimisers import optax_update
-from .base import InferenceResult, InferenceSolver, activity_gradient, minimise
+from .base import InferenceResult, InferenceSolver, minimise
 from .slicing import (
     activity_like_parts,
     layer_differs,
@@ -31,16 +31,17 @@ def _bucket_starts(depth: int, alignment: int = 1) -> list[int]:
 
 
 def _lowest_changed(low, current, initial):
-    """`low` - 1 if layer `low` - 1 (0-based) of the activities or of any part of the optimiser
+    """`low` - 1 if layer `low` - 1 (0-based) of the states or of any part of the optimiser
     state shaped like them differs from its start, else `low`: the gradient of a step reaches
-    at most one layer further down. `current` and `initial` are `(activities, state)` pairs."""
+    at most one layer further down. `current` and `initial` are `(states, optimiser state)`
+    pairs; the free ends (after the H layers in leaf order) are never read here."""
     row = jnp.maximum(low - 1, 0)
-    activities, state = initial
-    now_activities, now_state = current
-    pairs = [(now_activities, activities)] + list(
+    states, state = initial
+    now_states, now_state = current
+    pairs = [(now_states, states)] + list(
         zip(
-            activity_like_parts(now_state, activities),
-            activity_like_parts(state, activities),
+            activity_like_parts(now_state, states),
+            activity_like_parts(state, states),
             strict=True,
         )
     )
@@ -69,8 +70,8 @@ class DiscreteInference(InferenceSolver):
       above it has moved). The skipped layers would get exactly zero updates, so the result
       equals the full computation for any optimiser whose update is zero while every
       gradient so far has been zero (sgd, momentum, Adam, ...). Used only where the network
-      supports layer slicing (the residual MLP, the conv ResNet); ignored with a `tolerance`
-      or a non-feedforward start.
+      supports layer slicing (the residual MLP, the conv ResNet, layer stacks); ignored
+      with a `tolerance` or a non-feedforward start.
     """
 
     optimiser: optax.GradientTransformation
@@ -99,53 +100,48 @@ class DiscreteInference(InferenceSolver):
             raise ValueError(f"`activity_lr` must be finite and > 0, got {activity_lr!r}.")
         return cls(optax.sgd(activity_lr), steps, **kwargs)
 
-    def run(self, network, activities, inputs, targets, loss, *, feedforward_start, reference=None):
-        reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
-        features = network.features(reference)
-        num_steps = self.default_steps(network) if self.steps is None else self.steps
+    def solve(self, energy, states, *, feedforward_start, key=None):
+        num_steps = self.default_steps(energy) if self.steps is None else self.steps
         if self.tolerance is not None:
-
-            def gradient(z):
-                return activity_gradient(network, z, reference, features, targets, loss)
-
-            final, taken = minimise(self.optimiser, gradient, activities, num_steps, self.tolerance)
+            final, taken = minimise(
+                self.optimiser, energy.gradient, states, num_steps, self.tolerance
+            )
             return InferenceResult(final, taken)
-        state = self.optimiser.init(activities)
-        depth = network.num_layers
-        skipping = self.skip_inactive and feedforward_start and network.supports_layer_slicing
-        starts = _bucket_starts(depth, network.slice_alignment) if skipping else [0]
+        state = self.optimiser.init(states)
+        depth = energy.num_layers
+        skipping = self.skip_inactive and feedforward_start and energy.supports_layer_slicing
+        starts = _bucket_starts(depth, energy.slice_alignment) if skipping else [0]
         # `low`: the lowest layer whose activity or optimiser state differs from the start (H:
         # none yet). Every layer below it still has its feedforward activity and an untouched
         # optimiser state, so only layers low - 1, ..., H can have a non-zero gradient in the
-        # next step (layer low - 1 through the error of layer low). Each bucket's loop runs
-        # while that block fits in it; `low` only decreases, so the buckets run smallest first,
-        # once each.
+        # next step (layer low - 1 through the error of layer low); a free input end moves
+        # only with layer 1, unless its prior pulls it from the start (`initial_low` is then
+        # 0). Each bucket's loop runs while that block fits in it; `low` only decreases, so
+        # the buckets run smallest first, once each.
         # A Python loop over at most len(_BUCKET_FRACTIONS) static sizes, not over steps or layers.
-        carry = (jnp.asarray(0, jnp.int32), jnp.asarray(depth, jnp.int32), activities, state)
+        low = energy.initial_low(states) if skipping else jnp.asarray(depth, jnp.int32)
+        carry = (jnp.asarray(0, jnp.int32), low, states, state)
         for start in starts:
-            phase_network = network.for_layers_above(start)
-            top_ref = slice_layers(reference, start)
-            top_features = slice_layers(features, start)
+            phase_energy = energy.for_layers_above(start)
 
             def fits(carry, start=start):
                 step, low = carry[0], carry[1]
                 return (step < num_steps) & ((low - 1 >= start) | (start == 0))
 
-            def iteration(
-                carry, start=start, net=phase_network, top_ref=top_ref, top_features=top_features
-            ):
+            def iteration(carry, start=start, phase_energy=phase_energy):
                 step, low, full, full_state = carry
+                # The hidden layers come first in the states' leaf order, so slicing the
+                # states cuts the hidden layers only and keeps the free ends whole.
                 top = slice_layers(full, start)
-                top_state = slice_state(full_state, activities, start)
-                grad = activity_gradient(net, top, top_ref, top_features, targets, loss, start)
+                top_state = slice_state(full_state, states, start)
+                grad = phase_energy.gradient(top, start)
                 updates, top_state = optax_update(self.optimiser, grad, top_state, top)
                 top = optax.apply_updates(top, updates)
                 top = merge_layers(full, top, start)
-                top_state = merge_state(full_state, top_state, activities, start)
+                top_state = merge_state(full_state, top_state, states, start)
                 if skipping:
-                    low = _lowest_changed(low, (top, top_state), (activities, state))
+                    low = _lowest_changed(low, (top, top_state), (states, state))
                 return step + 1, low, top, top_state
 
             carry = jax.lax.while_loop(fits, iteration, carry)
-        activities = carry[2]
-        return InferenceResult(activities, jnp.asarray(num_steps, jnp.int32))
+        return InferenceResult(carry[2], jnp.asarray(num_steps, jnp.int32))

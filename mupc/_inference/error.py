@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .._batch_energy import NetworkEnergy
 from .._energy import per_example_sum
+from .._states import States
 from .base import InferenceResult, InferenceSolver, minimise
 
 WeightGradient = Literal["local", "reparameterised"]
@@ -31,10 +33,20 @@ beats more (docs/tutorials/epc.md: the perturbation of the states grows with the
 steps and with depth, and pulls the weight gradient away from backprop's)."""
 
 
-def _error_energy(network, errors, inputs, targets, loss):
-    """$F(\\varepsilon; W)$ per example, shape (B,)."""
-    _, outputs = network.feedforward(inputs, errors)
-    return 0.5 * per_example_sum(jax.tree.map(jnp.square, errors)) + loss(outputs, targets)
+def _inputs(energy, latent):
+    """The input end: the free latent's value, or the clamped inputs."""
+    return energy.inputs if latent is None else latent[0]
+
+
+def _error_energy(energy, latent, errors):
+    """$F(z_0, \\varepsilon; W)$ per example, shape (B,): the errors' energy, the output term
+    of the error-perturbed forward pass and the prior of a free latent."""
+    _, outputs = energy.network.feedforward(_inputs(energy, latent), errors)
+    value = 0.5 * per_example_sum(jax.tree.map(jnp.square, errors))
+    value = value + energy.output_term(outputs, energy.targets)
+    if latent is not None and energy.prior is not None:
+        value = value + energy.prior(latent[0])
+    return value
 
 
 class ErrorInference(InferenceSolver):
@@ -88,31 +100,37 @@ class ErrorInference(InferenceSolver):
     def default_steps(self, network):
         return self.steps
 
-    def run(self, network, activities, inputs, targets, loss, *, feedforward_start, reference=None):
+    def solve(self, energy, states, *, feedforward_start, key=None):
+        if not isinstance(energy, NetworkEnergy) or energy.free_output:
+            raise ValueError(
+                "ErrorInference (ePC) reparameterises one network's forward pass: it needs a "
+                "single network with a clamped output end."
+            )
         if not feedforward_start:
             raise ValueError(
                 "ErrorInference (ePC) starts from ε = 0, the feedforward pass: use the activity "
                 "initialisation FeedforwardInit()."
             )
-        zeros = jax.tree.map(jnp.zeros_like, activities)
+        zeros = jax.tree.map(jnp.zeros_like, states.hidden)
 
-        def gradient(errors):
-            return jax.grad(lambda e: jnp.sum(_error_energy(network, e, inputs, targets, loss)))(
-                errors
-            )
+        def gradient(variables):
+            return jax.grad(lambda v: jnp.sum(_error_energy(energy, *v)))(variables)
 
-        errors, taken = minimise(self.optimiser, gradient, zeros, self.steps, self.tolerance)
-        states, _ = network.feedforward(inputs, errors)
-        return InferenceResult(states, taken, errors)
+        (latent, errors), taken = minimise(
+            self.optimiser, gradient, (states.input, zeros), self.steps, self.tolerance
+        )
+        hidden, _ = energy.network.feedforward(_inputs(energy, latent), errors)
+        return InferenceResult(States(hidden, latent, None), taken, errors)
 
-    def weight_gradients(self, network, result, inputs, targets, loss, reference):
+    def energy_weight_gradients(self, energy, result):
         if self.weight_gradient == "local":
-            return super().weight_gradients(network, result, inputs, targets, loss, reference)
+            return super().energy_weight_gradients(energy, result)
         errors = jax.lax.stop_gradient(result.errors)
-        params, static = eqx.partition(network, eqx.is_inexact_array)
+        latent = jax.lax.stop_gradient(result.activities.input)
+        params, static = eqx.partition(energy.network, eqx.is_inexact_array)
 
         def mean_energy(params):
-            net = eqx.combine(params, static)
-            return jnp.mean(_error_energy(net, errors, inputs, targets, loss))
+            bound = eqx.tree_at(lambda e: e.network, energy, eqx.combine(params, static))
+            return jnp.mean(_error_energy(bound, latent, errors))
 
         return jax.value_and_grad(mean_energy)(params)

@@ -164,6 +164,27 @@ class PCNetwork(eqx.Module):
         p)."""
         return 1
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's input shape, e.g. `(D,)`: what a free input end $z_0$ looks like
+        (`mupc.Clamp(input="free")`).
+
+        **Raises:** `ValueError` for a network whose inputs cannot be a free activity."""
+        raise ValueError(
+            f"{type(self).__name__} does not declare its input shape, so its input end cannot "
+            "be free: keep it clamped (mupc.Clamp(input='clamped'))."
+        )
+
+    def first_prediction(self, inputs: Array) -> Array:
+        """$\\mu_1(x)$, the first layer's prediction from a batch of inputs, shaped like
+        $z_1$ (the first row of the first activity leaf): what a free input end moves.
+
+        **Raises:** `ValueError` where not implemented (the input end must stay clamped)."""
+        raise ValueError(
+            f"{type(self).__name__} has no separate first-layer prediction, so its input end "
+            "cannot be free: keep it clamped (mupc.Clamp(input='clamped'))."
+        )
+
     def features(self, activities: Activities) -> Activities:
         """$\\phi(z)$ for every layer."""
         return jax.tree.map(self.activation, activities)

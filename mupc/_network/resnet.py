@@ -186,6 +186,10 @@ class ResNet(PCNetwork):
     def num_layers(self) -> int:
         return self.config.depth
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.config.input_dim,)
+
     def activation(self, x):
         return resolve_activation(self.config.activation)(x)
 

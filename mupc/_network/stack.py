@@ -172,6 +172,14 @@ class _Stacked(PCNetwork):
         return self.structure.period
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.structure.integer_inputs:
+            raise ValueError(
+                "Index inputs (token ids) cannot be a free activity: keep them clamped."
+            )
+        return self.structure.input_shape
+
+    @property
     def dtype(self) -> jnp.dtype:
         floating = [x for x in jax.tree.leaves(self) if eqx.is_inexact_array(x)]
         return floating[0].dtype

@@ -8,4 +8,4 @@ from .base import (
     trainable as trainable,
 )
 from .bp import BPTrainer as BPTrainer
-from .pc import PCTrainer as PCTrainer
+from .pc import Inferred as Inferred, PCTrainer as PCTrainer

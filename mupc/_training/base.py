@@ -3,7 +3,7 @@
 compiled once per input shape and trainer."""
 
 import abc
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -20,11 +20,12 @@ from .._optimisers import optax_update
 class TrainState(eqx.Module):
     """Everything a training run carries from step to step.
 
-    **Fields:** `network` (a `PCNetwork`, e.g. `ResNet`), `opt_state` (the weight optimiser's
-    state), `step` (number of steps taken, an integer scalar array) and `key` (PRNG key).
+    **Fields:** `network` (a `PCNetwork`, e.g. `ResNet`, or a `NetworkPair`), `opt_state`
+    (the weight optimiser's state), `step` (number of steps taken, an integer scalar array)
+    and `key` (PRNG key).
     """
 
-    network: PCNetwork
+    network: Any
     opt_state: optax.OptState
     step: Int[Array, ""]
     key: PRNGKeyArray
@@ -62,10 +63,12 @@ class Trainer(eqx.Module):
 
     def init(self, network: PCNetwork, key: PRNGKeyArray | None = None) -> TrainState:
         """A fresh `TrainState` for `network` (step 0, optimiser state initialised)."""
-        if not isinstance(network, PCNetwork):
+        from .._pair import NetworkPair
+
+        if not isinstance(network, PCNetwork | NetworkPair):
             raise ValueError(
-                f"`network` must be a mupc network (e.g. mupc.ResNet), got "
-                f"{type(network).__name__}."
+                f"`network` must be a mupc network (e.g. mupc.ResNet) or a mupc.NetworkPair, "
+                f"got {type(network).__name__}."
             )
         key = jax.random.key(0) if key is None else key
         opt_state = self.optimiser.init(trainable(network))

@@ -49,8 +49,9 @@ EPC_WEIGHT_LR = 0.05
 # The network's size when none is given: the MLP's H = 8 hidden layers of width 128; for the
 # conv ResNet 2 residual blocks per stage and 8 channels in the first stage (8 -> 16 -> 32 over
 # 3 stages, the width of the conv results in the docs), which trains an epoch of Fashion-MNIST
-# in minutes on a 2-core CPU (the MLP's width, 128 -> 256 -> 512 channels, took GBs and hours); for the
-# transformer 4 blocks of width d = 64 (4 heads of 16), the size of its results in the docs.
+# in minutes on a 2-core CPU (the MLP's width, 128 -> 256 -> 512 channels, took GBs and
+# hours); for the transformer 4 blocks of width d = 64 (4 heads of 16), the size of its
+# results in the docs.
 DEFAULT_SIZE = {"mlp": (8, 128), "conv": (2, 8), "transformer": (4, 64)}
 
 # A run has diverged once its training loss (or its energy) exceeds this multiple of its value
