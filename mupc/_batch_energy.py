@@ -40,10 +40,10 @@ from ._energy import (
     local_weight_gradients,
     per_example_sum,
 )
-from ._inference.slicing import slice_layers
 from ._loss import MSE, Loss
 from ._network.base import Activities, PCNetwork
 from ._prior import GaussianPrior
+from ._slicing import slice_layers
 from ._states import States, flip
 
 

@@ -390,7 +390,7 @@ def test_top_layer_gradient_equals_naive(start, getkey):
     layers below `start` at their feedforward activities, against automatic differentiation
     of the naive per-layer energy (`start` at a stage's first row, at its top row, and inside
     the top stage)."""
-    from mupc._inference.slicing import slice_layers
+    from mupc._slicing import slice_layers
 
     network = _network(blocks=2)  # 9 layers: 3 per stage
     x, y = _batch(getkey())

@@ -1,4 +1,4 @@
-"""Layer slicing of activity pytrees (`mupc._inference.slicing`) against a naive oracle: the
+"""Layer slicing of activity pytrees (`mupc._slicing`) against a naive oracle: the
 layers as one flat Python list, sliced and compared layer by layer."""
 
 import jax
@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from mupc._inference.discrete import _bucket_starts
-from mupc._inference.slicing import (
+from mupc._slicing import (
     layer_counts,
     layer_differs,
     merge_layers,

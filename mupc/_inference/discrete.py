@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import optax
 
 from .._optimisers import optax_update
-from .base import InferenceResult, InferenceSolver, minimise
-from .slicing import (
+from .._slicing import (
     activity_like_parts,
     layer_differs,
     merge_layers,
@@ -14,6 +13,7 @@ from .slicing import (
     slice_layers,
     slice_state,
 )
+from .base import InferenceResult, InferenceSolver, minimise
 
 # The sizes of the blocks of top layers that inference updates, as fractions of the depth H
 # (rounded up): finer at the top, where the moving layers usually stay (in float32 most layers

@@ -154,7 +154,7 @@ class PCNetwork(eqx.Module):
 
     supports_layer_slicing: ClassVar[bool] = False
     """Whether the activities' leaves are consecutive stacks of layers in leaf order (bottom
-    to top; `mupc._inference.slicing`) and `predict(..., start=s)` is implemented, which lets
+    to top; `mupc._slicing`) and `predict(..., start=s)` is implemented, which lets
     inference skip layers that have not moved yet."""
 
     @property

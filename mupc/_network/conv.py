@@ -349,7 +349,7 @@ class ConvResNet(PCNetwork):
 
     def _first_rows(self, start: int) -> list[int]:
         """Per stage: the first of its rows (0..n + 1) at or above layer `start` (0-based;
-        the stages' rows are the layers in order, `mupc._inference.slicing`)."""
+        the stages' rows are the layers in order, `mupc._slicing`)."""
         rows = self.config.blocks + 1
         return [min(max(start - stage * rows, 0), rows) for stage in range(len(self.stage_weights))]
 
