@@ -23,7 +23,7 @@ test: $(STAMP) $(MATHJAX_STAMP)
 	$(BIN)/ruff check mupc mupc_cli.py tests benchmarks results
 	$(BIN)/ruff format --check mupc mupc_cli.py tests benchmarks results
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

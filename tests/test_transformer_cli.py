@@ -173,3 +173,29 @@ def test_the_vit_depth_preset_runs_as_a_sweep_and_reads_back(tmp_path):
     stored = read_results(tmp_path / "sweep" / "results.csv", "depth")
     assert [r.labels["method"] for r in stored] == ["μPC + ePC", "BP"]
     assert all(not r.summary.diverged and r.summary.steps == 2 for r in results)
+
+
+def test_diagnose_signal_measures_a_language_model_checkpoint(tmp_path, corpus_dir):
+    """`mupc diagnose signal` on a transformer checkpoint: one row per weight layer of the
+    network, under cross-entropy; ePC with a tiny error step is backprop computed locally, so
+    its cosines are ~1 at every layer, while one activity step (T = 1) from the feedforward
+    start reaches only the top: the layers below get exactly zero PC gradients."""
+    out, _ = _train_lm(tmp_path, corpus_dir, "--method", "bp", "--steps", "4")
+    argv = ["diagnose", "signal", "--checkpoint", str(out / "checkpoint.npz"),
+            "--dataset", "tiny-shakespeare", "--data-dir", str(corpus_dir),
+            "--settings", "epc:1e-4:1", "gd:0.1:1", "--batch-size", "8",
+            "--out", str(tmp_path / "signal")]  # fmt: skip
+    assert main(argv) == 0
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "signal" / "signal.csv").open()))
+    network = mupc.load_network(out / "checkpoint.npz")
+    layers = len(network.layer_specs())
+    by_setting: dict[str, list[dict]] = {}
+    for row in rows:
+        by_setting.setdefault(row["setting"], []).append(row)
+    assert sorted(by_setting) == ["epc 1e-4 T=1", "gd 0.1 T=1"]
+    assert all(len(group) == layers for group in by_setting.values())
+    assert min(float(r["cosine"]) for r in by_setting["epc 1e-4 T=1"]) > 0.99
+    bottom = by_setting["gd 0.1 T=1"][0]
+    assert float(bottom["pc_norm"]) == 0.0 and float(bottom["bp_norm"]) > 0

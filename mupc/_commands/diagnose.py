@@ -174,12 +174,20 @@ def register(subparsers) -> None:
         "--checkpoint", help="measure the network of this checkpoint (e.g. after training) "
         "instead of a fresh one; the network flags are then ignored",
     )  # fmt: skip
-    signal.add_argument("--network", choices=("mlp", "conv"), default="mlp")
+    signal.add_argument(
+        "--network", choices=("mlp", "conv", "transformer"), default="mlp",
+        help="transformer: a ViT on images, a causal language model on a text corpus "
+        "(--dataset austen), measured under cross-entropy; -H is then its blocks",
+    )  # fmt: skip
     signal.add_argument("--depth", "-H", type=positive_int, default=128,
                         help="hidden layers H (conv: residual blocks per stage)")  # fmt: skip
     signal.add_argument("--width", "-N", type=positive_int, default=128,
                         help="width N (conv: channels of the first stage)")  # fmt: skip
     signal.add_argument("--stages", type=positive_int, default=3, help="conv: stages")
+    signal.add_argument("--head-dim", type=positive_int, default=16, help="transformer: d_head")
+    signal.add_argument(
+        "--context", type=positive_int, default=64, help="transformer on text: the context T"
+    )
     signal.add_argument("--param", choices=_PARAMS, default="mupc")
     signal.add_argument("--activation", choices=_ACTIVATIONS, default="relu")
     signal.add_argument("--dataset", default="mnist-sample")

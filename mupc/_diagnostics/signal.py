@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, Float
 
 from .._custom_types import PRNGKeyArray
+from .._loss import MSE, Loss
 from .._network.base import PCNetwork
 from .._training import BPTrainer, PCTrainer
 from .._validation import check_instance
@@ -157,11 +158,11 @@ def _number(text: str, spec: str) -> float:
 SETTING_KINDS = ("gd", "epc", "epc-reparameterised")
 
 
-def parse_setting(spec: str, depth: int) -> SignalSetting:
+def parse_setting(spec: str, depth: int, loss: Loss | None = None) -> SignalSetting:
     """A setting from `KIND:LR[:T]`: KIND is `gd` (gradient descent on the activities), `epc`
     (gradient descent on the errors, local weight gradient) or `epc-reparameterised`; LR is
     the per-example step (`0.5/64` allowed); T an integer or `H` (default: H for gd, 5 for
-    ePC).
+    ePC). `loss`: the output term of the energy (default `mupc.MSE()`).
 
     **Raises:** `ValueError` naming the bad part.
     """
@@ -188,7 +189,8 @@ def parse_setting(spec: str, depth: int) -> SignalSetting:
     else:
         gradient = "local" if kind == "epc" else "reparameterised"
         inference = ErrorInference.gradient_descent(lr, steps, weight_gradient=gradient)
-    return SignalSetting(f"{kind} {parts[1]} T={steps}", PCTrainer(inference=inference))
+    trainer = PCTrainer(inference=inference, loss=MSE() if loss is None else loss)
+    return SignalSetting(f"{kind} {parts[1]} T={steps}", trainer)
 
 
 SIGNAL_COLUMNS = ["setting", "layer", "kind", "pc_norm", "bp_norm", "ratio", "cosine"]

@@ -29,17 +29,22 @@ class SignalExperiment:
 
     **Fields:** `settings` (`KIND:LR[:T]` strings, see `parse_setting`), `checkpoint` (measure
     the network of this checkpoint instead of a fresh one; the network fields must then keep
-    their defaults), `network` (`"mlp"` or `"conv"`), `depth` H, `width` N, `stages` (conv),
-    `param`, `activation`, `dataset`, `data_dir`, `batch_size` (the first rows of the training
-    set), `seed` (the fresh network's weights).
+    their defaults), `network` (`"mlp"`, `"conv"` or `"transformer"`), `depth` H (the
+    transformer: blocks), `width` N, `stages` (conv), `head_dim` and `context` (the
+    transformer's $d_{\text{head}}$ and, on a text corpus, its context), `param`,
+    `activation`, `dataset` (a text corpus too, for the transformer), `data_dir`, `batch_size`
+    (the first rows of the training set), `seed` (the fresh network's weights). A transformer
+    is measured under cross-entropy, the other networks under the squared error.
     """
 
     settings: tuple[str, ...] = DEFAULT_SIGNAL_SETTINGS
     checkpoint: str | None = None
-    network: Literal["mlp", "conv"] = "mlp"
+    network: Literal["mlp", "conv", "transformer"] = "mlp"
     depth: int = 128
     width: int = 128
     stages: int = 3
+    head_dim: int = 16
+    context: int = 64
     param: str = "mupc"
     activation: str = "relu"
     dataset: str = "mnist-sample"
@@ -51,10 +56,12 @@ class SignalExperiment:
         object.__setattr__(self, "settings", tuple(self.settings))
         if not self.settings:
             raise ValueError("`settings` must hold at least one KIND:LR[:T] setting.")
-        for name in ("depth", "width", "stages", "batch_size"):
+        for name in ("depth", "width", "stages", "head_dim", "context", "batch_size"):
             _positive(name, getattr(self, name))
-        if self.network not in ("mlp", "conv"):
-            raise ValueError(f"`network` must be 'mlp' or 'conv', got {self.network!r}.")
+        if self.network not in ("mlp", "conv", "transformer"):
+            raise ValueError(
+                f"`network` must be 'mlp', 'conv' or 'transformer', got {self.network!r}."
+            )
         if self.param not in PARAMETERISATION_NAMES:
             raise ValueError(
                 f"`param` {self.param!r} is not one of {', '.join(PARAMETERISATION_NAMES)}."
@@ -90,9 +97,9 @@ def diagnose_signal(
 
 def _diagnose_signal(experiment: SignalExperiment, out: Path, echo: Echo | None):
     import jax
+    import numpy as np
 
     from .._checkpoint import load_network
-    from .._data import Layout, load_dataset
     from .._diagnostics.signal import (
         SIGNAL_COLUMNS,
         decile_summary,
@@ -101,32 +108,43 @@ def _diagnose_signal(experiment: SignalExperiment, out: Path, echo: Echo | None)
         plot_signal,
         signal_rows,
     )
+    from .._loss import MSE, CrossEntropy
     from ._config import RunConfig
+    from ._run_data import load_run_data
 
     say = echo if echo is not None else (lambda line: None)
+    network = None
     if experiment.checkpoint is not None:
         network = load_network(experiment.checkpoint)
         where = f"the network of {experiment.checkpoint}"
+    kind = {"conv-resnet": "conv", "transformer": "transformer"}.get(
+        network.kind if network is not None else "", experiment.network
+    )
+    if network is not None and kind == "transformer" and network.config.vocab_size:
+        context = network.config.input_shape[0]  # a language model's window
     else:
-        config = RunConfig(
-            network=experiment.network, depth=experiment.depth, width=experiment.width,
-            stages=experiment.stages, activation=experiment.activation,
-            parameterisation=experiment.param,
-        )  # fmt: skip
-        network = None
+        context = experiment.context
+    config = RunConfig(
+        dataset=experiment.dataset, data_dir=experiment.data_dir, network=kind,
+        depth=experiment.depth, width=experiment.width, stages=experiment.stages,
+        head_dim=experiment.head_dim, context=context, activation=experiment.activation,
+        parameterisation=experiment.param,
+    )  # fmt: skip
+    if network is None:
         where = f"{config.label.split(' ', 1)[1]}, {experiment.activation}, at initialisation"
-    conv = network.kind == "conv-resnet" if network is not None else experiment.network == "conv"
-    layout: Layout = "nhwc" if conv else "flat"
-    data = load_dataset(experiment.dataset, data_dir=experiment.data_dir, layout=layout)
+    data = load_run_data(config)
     if network is None:
         network = config.build_network(
             data.train_images.shape[1:], data.num_classes, key=jax.random.key(experiment.seed),
             dtype=None,
         )  # fmt: skip
-    settings = [parse_setting(spec, network.num_layers) for spec in experiment.settings]
-    out.mkdir(parents=True, exist_ok=True)
+    loss = CrossEntropy() if kind == "transformer" else MSE()
     inputs = data.train_images[: experiment.batch_size]
-    targets = data.train_labels[: experiment.batch_size]
+    targets = np.asarray(data.train_labels[: experiment.batch_size])
+    if np.issubdtype(targets.dtype, np.integer):  # class ids (a text corpus): one-hot
+        targets = np.eye(data.num_classes, dtype=np.float32)[targets]
+    settings = [parse_setting(spec, network.num_layers, loss) for spec in experiment.settings]
+    out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     say(f"{'setting':<28}{'cos ≥ 0.9':>10}   mean cosine by decile of depth (bottom → top)")
     for setting in settings:
