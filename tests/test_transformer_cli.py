@@ -56,6 +56,11 @@ def test_a_language_model_trains_and_reports_nats_per_character(tmp_path, corpus
     nats = -np.mean(np.take_along_axis(log_probs, test.targets[..., None], -1))
     assert summary["test_loss_per_position"] == pytest.approx(nats, rel=1e-4)
     assert summary["test_loss"] == pytest.approx(12 * nats, rel=1e-4)
+    # Every evaluation's record in metrics.jsonl carries it too (the curves are drawn from it).
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in records if "test_loss" in r]
+    assert [r["step"] for r in evaluated] == [4, 8]
+    assert evaluated[-1]["test_loss_per_position"] == pytest.approx(nats, rel=1e-4)
     assert nats < math.log(corpus.vocab_size)  # it learned something in 8 steps
     assert "nats per character" in capsys.readouterr().out
     capsys.readouterr()
@@ -167,7 +172,7 @@ def test_the_vit_depth_preset_runs_as_a_sweep_and_reads_back(tmp_path):
         methods=("epc", "bp"), fields=(*fields, ("head_dim", 8)),
     )  # fmt: skip
     runs = depth_runs(tiny)
-    assert [run.config.lr for run in runs] == [0.01, 0.01]
+    assert [run.config.lr for run in runs] == [0.03, 0.01]  # the preset's probed rates
     assert runs[0].config.activity_lr == 0.001 and runs[0].config.network == "transformer"
     results = run_sweep(runs, tmp_path / "sweep", kind="depth", workers=1, log=lambda _: None)
     stored = read_results(tmp_path / "sweep" / "results.csv", "depth")

@@ -141,4 +141,6 @@ class Monitor:
         if best is None or accuracy > best:
             self.tracker.best_test_accuracy = accuracy
         record.update(test_loss=evaluation["test_loss"], test_accuracy=accuracy)
+        if "test_loss_per_position" in evaluation:  # a language model: nats per character
+            record["test_loss_per_position"] = evaluation["test_loss_per_position"]
         return None

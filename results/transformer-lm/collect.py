@@ -31,14 +31,17 @@ def main(runs: Path, out: Path) -> None:
         if not metrics.exists() or not summary_path.exists():
             print(f"skipping {folder}: not finished", file=sys.stderr)
             continue
+        summary = json.loads(summary_path.read_text())
+        context = summary["config"]["context"]
         for line in metrics.read_text().splitlines():
             record = json.loads(line)
-            if record.get("test_loss_per_position") is not None:
-                curves.append(
-                    {"method": label, "step": record["step"],
-                     "value": record["test_loss_per_position"]}
-                )  # fmt: skip
-        summary = json.loads(summary_path.read_text())
+            per = record.get("test_loss_per_position")
+            if per is None and record.get("test_loss") is not None:
+                per = (
+                    record["test_loss"] / context
+                )  # records written before the per-character field
+            if per is not None:
+                curves.append({"method": label, "step": record["step"], "value": per})
         nats = summary["test_loss_per_position"]
         summaries.append({
             "method": label, "steps": summary["steps"], "test_nats_per_char": nats,
@@ -55,7 +58,9 @@ def main(runs: Path, out: Path) -> None:
         nats = row["test_nats_per_char"]
         shown = "diverged" if nats is None else f"{nats:.3f}"
         ppl = "" if nats is None else f"{row['perplexity']:.2f}"
-        print(f"| {row['method']} | {shown} | {ppl} | {100 * row['test_accuracy']:.1f} % | "
+        accuracy = row["test_accuracy"]
+        shown_accuracy = "" if accuracy is None else f"{100 * accuracy:.1f} %"
+        print(f"| {row['method']} | {shown} | {ppl} | {shown_accuracy} | "
               f"{row['wall_seconds']:.0f} s |")  # fmt: skip
 
 
