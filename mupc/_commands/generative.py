@@ -5,6 +5,7 @@ in `mupc.experiments._family` and `_family_figures`."""
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ._arguments import non_negative_int, positive_float, positive_int
 
@@ -61,7 +62,7 @@ def _run_pca(args) -> int:
     return 0
 
 
-def _draw(run: Path, pictures, out_dir: Path) -> list[Path]:
+def _draw(run: Path, pictures: list[Any] | None, out_dir: Path) -> list[Path]:
     from ..experiments._family import load_family_run
     from ..experiments._family_figures import PICTURES, NoSuchPicture, draw_picture
 
@@ -94,6 +95,7 @@ def _run_signal(args) -> int:
 
     from .._atomic import atomic_open
     from .._diagnostics.signal import SIGNAL_COLUMNS, learning_signal, plot_signal, signal_rows
+    from .._training import PCTrainer
     from ..experiments._family import build_trainer, ends, initial_state, load_family_run
 
     if args.labels and len(args.labels) != len(args.runs):
@@ -104,6 +106,11 @@ def _run_signal(args) -> int:
         if args.at == "init":
             model = initial_state(config, data)[1].network
         trainer = build_trainer(config, data)
+        if not isinstance(trainer, PCTrainer):
+            raise ValueError(
+                f"{run}: the learning signal compares a PC run with backprop; "
+                f"{config.variant!r} is trained by backprop itself."
+            )
         images, labels = data.test_images[: args.batch_size], data.test_labels[: args.batch_size]
         inputs, targets = ends(config, jnp.asarray(images), jnp.asarray(labels))
         signal = learning_signal(trainer, model, inputs, targets)

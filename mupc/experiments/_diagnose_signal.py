@@ -109,7 +109,7 @@ def _diagnose_signal(experiment: SignalExperiment, out: Path, echo: Echo | None)
         signal_rows,
     )
     from .._loss import MSE, CrossEntropy
-    from ._config import RunConfig
+    from ._config import NetworkKind, RunConfig
     from ._run_data import load_run_data
 
     say = echo if echo is not None else (lambda line: None)
@@ -117,9 +117,8 @@ def _diagnose_signal(experiment: SignalExperiment, out: Path, echo: Echo | None)
     if experiment.checkpoint is not None:
         network = load_network(experiment.checkpoint)
         where = f"the network of {experiment.checkpoint}"
-    kind = {"conv-resnet": "conv", "transformer": "transformer"}.get(
-        network.kind if network is not None else "", experiment.network
-    )
+    kinds: dict[str, NetworkKind] = {"conv-resnet": "conv", "transformer": "transformer"}
+    kind = kinds.get(network.kind if network is not None else "", experiment.network)
     if network is not None and kind == "transformer" and network.config.vocab_size:
         context = network.config.input_shape[0]  # a language model's window
     else:

@@ -323,22 +323,27 @@ def build_trainer(config: FamilyConfig, data: FamilyData, steps: int | None = No
     if config.variant == "decoder":
         prior = None if config.prior_std is None else GaussianPrior(0.0, config.prior_std)
         return PCTrainer(
-            optimiser, inference, FeedforwardInit(latent_std=config.latent_std), loss,
+            optimiser=optimiser, inference=inference,
+            activity_init=FeedforwardInit(latent_std=config.latent_std), loss=loss,
             clamp=Clamp(input="free"), prior=prior, update=config.update,
         )  # fmt: skip
     if config.variant == "supervised":
         start = FeedforwardInit(latent_mean=1.0 / data.num_classes)
-        return PCTrainer(optimiser, inference, start, loss, update=config.update)
+        return PCTrainer(
+            optimiser=optimiser, inference=inference, activity_init=start, loss=loss,
+            update=config.update,
+        )  # fmt: skip
     if config.variant == "discriminative":
-        return PCTrainer(optimiser, inference, loss=MSE(), update=config.update)
+        return PCTrainer(optimiser=optimiser, inference=inference, loss=MSE(), update=config.update)
     coupling = (
-        Bidirectional(config.alpha_f, config.alpha_b, MSE())
+        Bidirectional(forward_weight=config.alpha_f, backward_weight=config.alpha_b, loss=MSE())
         if config.variant == "bpc"
-        else Amortised(MSE())
+        else Amortised(loss=MSE())
     )
     return PCTrainer(
-        optimiser, inference, AmortisedInit(), loss, coupling=coupling, update=config.update
-    )
+        optimiser=optimiser, inference=inference, activity_init=AmortisedInit(), loss=loss,
+        coupling=coupling, update=config.update,
+    )  # fmt: skip
 
 
 # -------------------------------------------------------------------------- evaluation
@@ -388,6 +393,7 @@ def evaluate_family(
             scores = classify_by_inference(trainer, model, x, key=chunk_key)
             add("test_accuracy", _accuracy(scores, y), rows)
             add("amortiser_accuracy", _accuracy(model.backward(x), y), rows)
+            assert isinstance(trainer, PCTrainer)
             generating = dataclasses.replace(
                 trainer, clamp=Clamp(output="free"), activity_init=FeedforwardInit()
             )
@@ -397,6 +403,7 @@ def evaluate_family(
             add("amortiser_accuracy", _accuracy(model.backward(x), y), rows)
             scores = classify_by_inference(trainer, model, x, key=chunk_key)
             add("hybrid_accuracy", _accuracy(scores, y), rows)
+            assert isinstance(trainer, PCTrainer)
             generator = dataclasses.replace(
                 trainer, activity_init=FeedforwardInit(latent_mean=1.0 / data.num_classes)
             )
@@ -526,7 +533,7 @@ def run_family(
         progress["step"] = step
         write_json_atomic(out / "progress.json", progress)
 
-    step = progress["step"]
+    step = int(progress["step"])
     try:
         while step < total:
             budget = config.time_budget
@@ -568,7 +575,7 @@ def run_family(
         evaluations.append(evaluate(step))
     finally:
         metrics.close()
-    summary = {
+    result = {
         "status": "completed",
         "config": config.to_dict(),
         "steps": step,
@@ -582,8 +589,8 @@ def run_family(
         "eval_examples": min(config.eval_examples, len(data.test_images)),
         "eval_steps": config.evaluation_steps,
     }
-    write_json_atomic(out / "summary.json", summary)
-    return summary
+    write_json_atomic(out / "summary.json", result)
+    return result
 
 
 def _truncate(path: Path, last_step: int) -> None:

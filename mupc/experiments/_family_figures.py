@@ -13,17 +13,18 @@ from .._activity_init import forward_network
 from .._atomic import atomic_open
 from .._by_inference import reconstruct
 from .._pair import NetworkPair
+from .._training import PCTrainer
 from ._family import FamilyConfig, FamilyData, build_trainer
 
 Picture = Literal["reconstructions", "samples", "traversals", "classes"]
-PICTURES: tuple[str, ...] = get_args(Picture)
+PICTURES: tuple[Picture, ...] = get_args(Picture)
 
 
 class NoSuchPicture(ValueError):
     """The run has no such picture (e.g. samples without a prior)."""
 
 
-def _to_images(centred: np.ndarray, data: FamilyData) -> np.ndarray:
+def _to_images(centred: Any, data: FamilyData) -> np.ndarray:
     """Mean-centred pixel rows (n, D) → images (n, height, width, channels) in [0, 1]."""
     pixels = np.clip(np.asarray(centred) + data.mean_image, 0.0, 1.0)
     channels, height, width = data.image_shape
@@ -78,10 +79,9 @@ def picture_rows(
             raise NoSuchPicture("Latent traversals need a decoder run.")
         trainer = build_trainer(config, data, config.evaluation_steps)
         test = jnp.asarray(data.test_images[:200], decoder.dtype)
-        latents = reconstruct(trainer, model, test, key=key)[0]
-        latents = np.asarray(latents)
-        spread = latents.std(axis=0)
-        centre = latents[0]
+        inferred = np.asarray(reconstruct(trainer, model, test, key=key)[0])
+        spread = inferred.std(axis=0)
+        centre = inferred[0]
         rows, labels = [], []
         for dim in np.argsort(spread)[::-1][:4]:
             values = np.linspace(-2.5, 2.5, count) * spread[dim]
@@ -104,6 +104,7 @@ def picture_rows(
             from .._clamp import Clamp
 
             trainer = build_trainer(config, data, config.evaluation_steps)
+            assert isinstance(trainer, PCTrainer)
             generating = dataclasses.replace(
                 trainer, clamp=Clamp(output="free"), activity_init=FeedforwardInit()
             )
