@@ -68,8 +68,8 @@ def evaluate(
                 f"`inputs` and `targets` must have the same number of examples, got "
                 f"{inputs.shape[0]} and {targets.shape[0]}."
             )
-    else:
-        network.check_batch(inputs, targets)
+    else:  # shapes now; finite values one batch at a time (no temporary the size of the set)
+        network.check_batch(inputs, targets, check_finite=False)
     n = inputs.shape[0]
     size = min(batch_size, n)
     dtype = network.dtype
@@ -77,8 +77,11 @@ def evaluate(
     for start in range(0, n, size):
         x, y = inputs[start : start + size], targets[start : start + size]
         if classes is not None:
-            y = _one_hot(y, classes, dtype)
-            network.check_batch(x, y)  # one batch at a time: no one-hot of the whole set
+            y = _one_hot(y, classes, dtype)  # one batch at a time: no one-hot of the whole set
+        try:
+            network.check_batch(x, y)
+        except ValueError as error:
+            raise ValueError(f"{error} (rows counted from example {start})") from None
         mask = np.ones(size, dtype)
         if x.shape[0] < size:
             pad = size - x.shape[0]

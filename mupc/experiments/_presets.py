@@ -162,9 +162,10 @@ EPC_STEPS = 1
 # measured here (mnist-sample, one epoch).
 TRIMMED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS[2:]
 
-# The transformer's grid: Adam rates around the best of short probes (0.01-0.1), ePC's error steps.
+# The transformer's grid: Adam rates around the best of short probes (0.01-0.1); ePC's error
+# step at its default (near it, ePC's gradient is backprop's, so the weight rate decides).
 TRANSFORMER_WEIGHT_LRS = (0.1, 0.03, 0.01, 0.003)
-TRANSFORMER_ERROR_LRS = (0.1, 0.01, 0.001)
+TRANSFORMER_ERROR_LRS = (0.001,)
 
 PUBLISHED_WEIGHT_LRS = published.TRANSFER_WEIGHT_LRS
 PUBLISHED_ACTIVITY_LRS = published.TRANSFER_ACTIVITY_LRS

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,9 @@ class RunSummary:
     - `test_loss_per_position`: for a language model, the final test loss per character
       (with the cross-entropy loss: nats per character; its exponential is the perplexity);
       None otherwise.
+    - `peak_memory_mb`: the process's peak resident memory (MiB) when the summary was written
+      (the host's; on a GPU the device memory is not included); None where the platform does
+      not report it. A resumed run reports its last piece.
     """
 
     status: Status
@@ -60,6 +64,7 @@ class RunSummary:
     divergence: DivergenceKind | None = None
     data_dir: str | None = None
     test_loss_per_position: float | None = None
+    peak_memory_mb: float | None = None
 
     def __post_init__(self):
         if self.status not in ("completed", "diverged"):
@@ -196,4 +201,16 @@ def summarise(loop: Any, divergence: Any, started: float) -> RunSummary:
         divergence=None if divergence is None else divergence.kind,
         data_dir=loop.data.directory,
         test_loss_per_position=None if last is None else last.get("test_loss_per_position"),
+        peak_memory_mb=peak_memory_mb(),
     )
+
+
+def peak_memory_mb() -> float | None:
+    """This process's peak resident set size in MiB (`getrusage`: kB on Linux, bytes on
+    macOS), or None where the `resource` module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
