@@ -204,3 +204,23 @@ def test_diagnose_signal_measures_a_language_model_checkpoint(tmp_path, corpus_d
     assert min(float(r["cosine"]) for r in by_setting["epc 1e-4 T=1"]) > 0.99
     bottom = by_setting["gd 0.1 T=1"][0]
     assert float(bottom["pc_norm"]) == 0.0 and float(bottom["bp_norm"]) > 0
+
+
+def test_a_depth_sweep_runs_a_language_model_on_a_text_corpus(tmp_path, corpus_dir):
+    """The sweeps find a text corpus before starting (as they do an image dataset) and run
+    the transformer on it: every run reports its per-character loss."""
+    import dataclasses
+
+    from mupc.experiments import DEPTH_PRESETS, depth_runs, run_sweep
+
+    preset = dataclasses.replace(
+        DEPTH_PRESETS["vit-quick"], dataset="tiny-shakespeare", depths=(1,), steps=2, width=16,
+        train_examples=None, methods=("epc", "bp"),
+        fields=(("loss", "cross-entropy"), ("head_dim", 8), ("context", 12)),
+    )  # fmt: skip
+    runs = depth_runs(preset, data_dir=str(corpus_dir))
+    results = run_sweep(runs, tmp_path / "sweep", kind="depth", workers=1, log=lambda _: None)
+    vocabulary = mupc.load_corpus("tiny-shakespeare", data_dir=corpus_dir).vocab_size
+    for result in results:
+        assert result.summary.steps == 2 and not result.summary.diverged
+        assert 0 < result.summary.test_loss_per_position < 2 * math.log(vocabulary)
