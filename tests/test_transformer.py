@@ -322,3 +322,39 @@ def test_evaluate_with_integer_targets_equals_one_hot_targets():
     np.testing.assert_allclose(by_ids.loss_per_position, per_char, rtol=1e-5)
     with pytest.raises(ValueError, match="outside 0..6"):
         mupc.evaluate(network, x, labels + V, loss=loss)
+
+
+def test_the_compiled_step_does_not_grow_with_depth():
+    """Compile time flat in depth, checked on the program itself (wall-clock compile times
+    are too noisy for a test): the lowered training step of BP and ePC is the same program
+    at 2 and 16 blocks (the blocks are scanned), and PC's, whose layer skipping compiles one
+    loop per bucket of top layers (at most 9), stops growing once every bucket exists."""
+    import optax
+
+    from mupc._training.base import _compiled_step
+
+    loss = mupc.CrossEntropy()
+    trainers = {
+        "bp": mupc.BPTrainer(optimiser=optax.adam(1e-3), loss=loss),
+        "epc": mupc.PCTrainer(
+            optimiser=optax.adam(1e-3), inference=mupc.ErrorInference.gradient_descent(1e-3),
+            loss=loss,
+        ),
+        "pc": mupc.PCTrainer(
+            optimiser=optax.adam(1e-3), inference=mupc.DiscreteInference.gradient_descent(0.1),
+            loss=loss,
+        ),
+    }  # fmt: skip
+
+    def program_lines(trainer, blocks):
+        config = mupc.TransformerConfig(
+            (16,), 11, vocab_size=11, heads=2, head_dim=4, blocks=blocks
+        )
+        state = trainer.init(mupc.Transformer(config, key=jax.random.key(0)), key=jax.random.key(1))
+        ids = jax.random.randint(jax.random.key(2), (4, 17), 0, 11)
+        x, y = ids[:, :-1].astype(jnp.float32), jax.nn.one_hot(ids[:, 1:], 11)
+        return len(_compiled_step.lower(trainer, state, x, y).as_text().splitlines())
+
+    for name in ("bp", "epc"):
+        assert program_lines(trainers[name], 2) == program_lines(trainers[name], 16), name
+    assert program_lines(trainers["pc"], 32) == program_lines(trainers["pc"], 64)
