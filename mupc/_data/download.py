@@ -161,13 +161,10 @@ def _locate(spec: DatasetSpec, data_dir: str | os.PathLike | None, download: boo
 def locate_dataset(
     name: str, *, data_dir: str | os.PathLike | None = None, download: bool = True
 ) -> Path:
-    """The folder `load_dataset(name, data_dir=data_dir)` (or, for a text corpus,
-    `load_corpus`) reads, downloading it if needed.
+    """The folder `load_dataset(name, data_dir=data_dir)` reads, downloading it if needed.
 
     **Raises:** as `load_dataset` (without parsing the files).
     """
     from .registry import _get_spec
-    from .text import _CORPORA
 
-    spec = _CORPORA[name] if name in _CORPORA else _get_spec(name)
-    return _locate(spec, data_dir, download)  # type: ignore[arg-type]
+    return _locate(_get_spec(name), data_dir, download)

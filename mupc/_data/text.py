@@ -258,6 +258,20 @@ def corpus_from_documents(
     return corpus._replace(train=corpus.encode(train), test=corpus.encode(test))
 
 
+def locate_corpus(
+    name: str, *, data_dir: str | os.PathLike | None = None, download: bool = True
+) -> Path:
+    """The folder `load_corpus(name, data_dir=data_dir)` reads, downloading it if needed.
+
+    **Raises:** as `load_corpus` (without parsing the files).
+    """
+    from .download import _locate
+
+    if name not in _CORPORA:
+        raise ValueError(f"unknown corpus name={name!r}; expected one of {list(_CORPORA)}")
+    return _locate(_CORPORA[name], data_dir, download)  # type: ignore[arg-type]
+
+
 def load_corpus(
     name: str, *, data_dir: str | os.PathLike | None = None, download: bool = True
 ) -> TextCorpus:
@@ -271,12 +285,8 @@ def load_corpus(
     `mupc._data.download.DownloadError` when it is missing and cannot be fetched;
     `DatasetError` naming the file when a file is corrupt.
     """
-    from .download import _locate
-
-    if name not in _CORPORA:
-        raise ValueError(f"unknown corpus name={name!r}; expected one of {list(_CORPORA)}")
+    directory = locate_corpus(name, data_dir=data_dir, download=download)
     spec = _CORPORA[name]
-    directory = _locate(spec, data_dir, download)  # type: ignore[arg-type]
     documents = spec.format.documents(directory)
     return corpus_from_documents(documents, name, spec.test_fraction, str(directory))
 

@@ -226,7 +226,8 @@ def write_results(out: Path, runs: list[SweepRun]) -> list[SweepResult]:
 def _locate_datasets(runs: list[SweepRun], log) -> dict[str, str]:
     """Find (or download) every dataset of `runs` once, here, before any run starts, so an
     offline download fails once, with the message saying where to put the files."""
-    from .._data import locate_dataset
+    from .._data import corpus_names, locate_dataset
+    from .._data.text import locate_corpus
 
     found = {}
     for name, data_dir in sorted(
@@ -234,7 +235,8 @@ def _locate_datasets(runs: list[SweepRun], log) -> dict[str, str]:
     ):
         if name == "synthetic":
             continue
-        directory = locate_dataset(name, data_dir=data_dir)
+        locate = locate_corpus if name in corpus_names() else locate_dataset
+        directory = locate(name, data_dir=data_dir)
         if data_dir is not None:
             asked = Path(data_dir).expanduser().resolve()
             if not directory.resolve().is_relative_to(asked):
