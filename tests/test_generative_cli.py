@@ -143,3 +143,16 @@ def test_pca_baseline_matches_numpy(tmp_path, capsys):
 def test_bad_settings_are_one_line_errors(tmp_path, capsys, extra, message):
     assert main(["generative", "train", *extra, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_diverged_evaluation_is_a_one_line_error(tmp_path, capsys):
+    """Inference that blows up at evaluation (too large a step) says so, naming the step size,
+    instead of failing to write a summary that holds NaN."""
+    out = tmp_path / "decoder"
+    args = ["generative", "train", "decoder", *TINY, "--inference", "gd", "--prior", "none",
+            "-T", "0", "--activity-lr", "1000", "--eval-steps", "50", "--no-pictures",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "evaluation at step 3 is not finite (test_mse)" in error and "1000" in error
+    assert (out / "checkpoint.eqx").exists() and not (out / "summary.json").exists()

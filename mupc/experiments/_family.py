@@ -526,6 +526,13 @@ def run_family(
         metrics.write(json.dumps(record) + "\n")
         metrics.flush()
         log("  " + "  ".join(f"{k} {v:.5g}" for k, v in record.items()))
+        bad = sorted(name for name, value in result.items() if not math.isfinite(value))
+        if bad:
+            raise ValueError(
+                f"The evaluation at step {step} is not finite ({', '.join(bad)}): inference "
+                f"diverged at evaluation (activity_lr {config.activity_lr}, "
+                f"{config.evaluation_steps} steps); lower --activity-lr or --eval-steps."
+            )
         return record
 
     def save(step: int) -> None:
