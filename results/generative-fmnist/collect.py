@@ -1,0 +1,121 @@
+"""Gather the runs of `run.sh` into one CSV and print the table:
+`python results/generative-fmnist/collect.py RUNS CSV`.
+
+Each run folder holds its `config.json` and `summary.json` (`mupc generative train`); the
+PCA baseline is `RUNS/pca.json` (`mupc generative pca --out`), the closed-form check of a
+linear decoder `RUN/linear-check.json` (`linear_check.py`), a run evaluated again at another
+activity step `RUN/reevaluate-*.json` (`reevaluate.py`: a row of its own, "re-evaluated", whose
+`activity_lr` and `eval_steps` are those of the evaluation), and a run that failed
+`RUN/failed.txt` (its error in `test_mse`)."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = (
+    "name",
+    "variant",
+    "dataset",
+    "depth",
+    "width",
+    "latent",
+    "activation",
+    "param",
+    "inference",
+    "T",
+    "activity_lr",
+    "lr",
+    "steps",
+    "epochs",
+    "eval_steps",
+    "eval_examples",
+    "test_mse",
+    "exact_projection_test_mse",
+    "test_accuracy",
+    "test_generation_mse",
+    "train_seconds",
+    "eval_seconds",
+)
+
+
+def row(folder: Path) -> dict | None:
+    summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("status") != "completed":
+        return None
+    run = summary["config"]
+    check = folder / "linear-check.json"
+    exact = json.loads(check.read_text())["exact_projection_test_mse"] if check.exists() else ""
+    return {
+        "name": folder.name,
+        "variant": run["variant"],
+        "dataset": run["dataset"],
+        "depth": run["depth"],
+        "width": run["width"],
+        "latent": run["latent"],
+        "activation": run["activation"],
+        "param": run["parameterisation"],
+        "inference": "backprop" if run["variant"] == "autoencoder" else run["inference"],
+        "T": run["steps"],
+        "activity_lr": run["activity_lr"],
+        "lr": run["lr"],
+        "steps": summary["steps"],
+        "epochs": round(summary["epochs"], 3),
+        "eval_steps": summary["eval_steps"],
+        "eval_examples": summary["eval_examples"],
+        "test_mse": summary.get("test_mse", ""),
+        "exact_projection_test_mse": exact,
+        "test_accuracy": summary.get("test_accuracy", ""),
+        "test_generation_mse": summary.get("test_generation_mse", ""),
+        "train_seconds": round(summary["train_seconds"], 1),
+        "eval_seconds": round(summary["eval_seconds"], 1),
+    }
+
+
+def main(runs: Path, out: Path) -> None:
+    rows = []
+    pca = runs / "pca.json"
+    if pca.exists():
+        numbers = json.loads(pca.read_text())
+        for k, value in numbers["test_mse"].items():
+            rows.append({"name": f"pca-{k}", "variant": "pca", "dataset": numbers["dataset"],
+                         "latent": k, "eval_examples": numbers["eval_examples"],
+                         "test_mse": value})  # fmt: skip
+    for folder in sorted(runs.iterdir()):
+        if (folder / "summary.json").exists():
+            found = row(folder)
+            if found is not None:
+                rows.append(found)
+                for again in sorted(folder.glob("reevaluate-*.json")):  # reevaluate.py
+                    numbers = json.loads(again.read_text())
+                    rows.append({**found, "name": f"{folder.name} re-evaluated",
+                                 "activity_lr": numbers["activity_lr"],
+                                 "eval_steps": numbers["eval_steps"],
+                                 "test_mse": numbers.get("test_mse", ""),
+                                 "test_accuracy": numbers.get("test_accuracy", ""),
+                                 "exact_projection_test_mse": "",
+                                 "eval_seconds": round(numbers["eval_seconds"], 1)})  # fmt: skip
+        elif (folder / "failed.txt").exists() and (folder / "config.json").exists():
+            run = json.loads((folder / "config.json").read_text())
+            error = (folder / "failed.txt").read_text().strip()
+            rows.append({"name": folder.name, "variant": run["variant"],
+                         "dataset": run["dataset"], "depth": run["depth"],
+                         "width": run["width"], "latent": run["latent"],
+                         "activation": run["activation"], "param": run["parameterisation"],
+                         "inference": run["inference"], "T": run["steps"],
+                         "activity_lr": run["activity_lr"], "lr": run["lr"],
+                         "test_mse": f"failed: {error}"})  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out)
+    for r in rows:
+        shown = {k: r.get(k, "") for k in ("name", "test_mse", "test_accuracy", "train_seconds")}
+        print("  ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,110 @@
+#!/bin/sh
+# The PC family's results on full Fashion-MNIST (60,000 training images; errors per pixel of
+# mean-centred [0, 1] pixels on the first --eval-examples test images), seed 0:
+#   1. the closed-form bar: a linear decoder trained by PC against mean-centred PCA-64;
+#   2. a nonlinear PC decoder against PCA-64 and a backprop autoencoder at equal steps;
+#   3. a short depth table (H = 2, 8, 32) for standard PC, μPC, μPC + ePC and backprop;
+#   4. supervised generative PC (classification by inference) against discriminative PC.
+# Run from the repository root: sh results/generative-fmnist/run.sh. Runs go to
+# runs/generative-fmnist/ (resumable: a finished run is skipped, a stopped one resumes from its
+# checkpoint); the table to results/generative-fmnist/results.csv.
+set -e
+M=${MUPC:-.venv/bin/mupc}
+PY=${PYTHON:-.venv/bin/python}
+OUT=${OUT:-runs/generative-fmnist}
+HERE=results/generative-fmnist
+DATA="--dataset fashion-mnist --seed 0"
+mkdir -p "$OUT"
+run() {  # name variant flags...
+  name=$1; variant=$2; shift 2
+  dir=$OUT/$name
+  if [ -f "$dir/summary.json" ] || [ -f "$dir/failed.txt" ]; then return; fi
+  mkdir -p "$dir"; resume=""; [ -f "$dir/checkpoint.eqx" ] && resume="--resume"
+  echo "== $name $(date -u +%FT%TZ)"
+  # A run that fails (inference diverging at evaluation, say) is kept in the table as failed,
+  # with its one-line error in failed.txt; remove that file to run it again.
+  if ! $M generative train "$variant" $DATA "$@" --no-pictures --quiet --out "$dir" $resume \
+      2>"$OUT/$name.err"; then
+    tail -n 1 "$OUT/$name.err" > "$dir/failed.txt"; cat "$dir/failed.txt"
+  fi
+}
+
+# 1. The closed form: PCA-64, and a linear decoder (one dense map) trained by PC. No prior, so
+# the equilibrium is the least-squares latent; inference is plain gradient descent on the
+# activities; linear_check.py adds the exact projection onto the decoder's span.
+[ -f "$OUT/pca.json" ] || $M generative pca --dataset fashion-mnist --latent 64 \
+  --eval-examples 2000 --out "$OUT/pca.json"
+run linear-T50 decoder -H 0 --activation linear --latent 64 --param sp --prior none \
+  --inference gd -T 50 --activity-lr 0.02 --lr 3e-4 --epochs 10 --eval-steps 2000 \
+  --eval-every 4685 --log-every 1000
+run linear-T20 decoder -H 0 --activation linear --latent 64 --param sp --prior none \
+  --inference gd -T 20 --activity-lr 0.03 --lr 3e-4 --epochs 10 --eval-steps 2000 \
+  --eval-every 2343 --log-every 1000
+for name in linear-T50 linear-T20; do
+  [ -f "$OUT/$name/linear-check.json" ] || \
+    $PY $HERE/linear_check.py "$OUT/$name" --out "$OUT/$name/linear-check.json"
+done
+
+# 2. A nonlinear decoder (H = 2, N = 256, tanh, standard parameterisation) trained by PC,
+# and the backprop autoencoder of the same decoder with a mirrored encoder, 3 epochs each.
+NL="-H 2 -N 256 --latent 64 --activation tanh --epochs 3 --eval-every 937 --log-every 200"
+run decoder-sp-H2 decoder $NL --param sp --prior none --inference gd -T 20 --activity-lr 0.03 \
+  --eval-steps 500
+run autoencoder-sp-H2 autoencoder $NL --param sp
+run autoencoder-mupc-H2 autoencoder $NL --param mupc
+# The same two for 10 epochs (9,370 steps).
+NL10="-H 2 -N 256 --latent 64 --activation tanh --epochs 10 --eval-every 2343 --log-every 500"
+run decoder-sp-H2-10ep decoder $NL10 --param sp --prior none --inference gd -T 20 \
+  --activity-lr 0.03 --eval-steps 500
+run autoencoder-sp-H2-10ep autoencoder $NL10 --param sp
+# The decoders evaluated again at a smaller activity step, to the inference equilibrium (their
+# own evaluation runs at the training step, which the weights push to the edge of stability).
+reeval() {  # name activity-lr steps
+  f="$OUT/$1/reevaluate-$2-$3.json"
+  [ -f "$f" ] || $PY $HERE/reevaluate.py "$OUT/$1" --activity-lr "$2" --eval-steps "$3" --out "$f"
+}
+reeval decoder-sp-H2 0.01 2000
+reeval decoder-sp-H2-10ep 0.01 2000
+reeval decoder-sp-H2-10ep 0.005 4000
+
+# 3. Depth: N = 128, 400 steps of batch 64, T = 20, 500 test images, 200 inference steps at
+# evaluation; weight rate 1e-3 (Adam) except the Depth-μP backprop autoencoder (1e-2, the rate
+# of the classifiers' backprop baseline; at 1e-3 it reached 0.050 at H = 2).
+for H in 2 8 32; do
+  D="-H $H -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
+  run depth-sp-H$H decoder $D --param sp --prior none --inference gd -T 20 --activity-lr 0.03 \
+    --eval-steps 200
+  run depth-mupc-H$H decoder $D --param mupc --prior none --inference gd -T 20 \
+    --activity-lr 0.1 --eval-steps 200
+  run depth-mupc-epc-H$H decoder $D --param mupc --prior none --inference epc -T 20 \
+    --activity-lr 0.1 --eval-steps 200
+  run depth-bp-sp-H$H autoencoder $D --param sp
+  run depth-bp-mupc-H$H autoencoder $D --param mupc --lr 0.01
+done
+
+# With gradient descent on the activities the image reaches the latent only after H + 1
+# inference steps, so at H = 32 and T = 20 the latent never moves in training: H = 32 again at
+# T = 64.
+D="-H 32 -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
+run depth-sp-H32-T64 decoder $D --param sp --prior none --inference gd -T 64 \
+  --activity-lr 0.03 --eval-steps 200
+run depth-mupc-H32-T64 decoder $D --param mupc --prior none --inference gd -T 64 \
+  --activity-lr 0.1 --eval-steps 200
+
+# The PC decoders of the depth table evaluated again at a smaller activity step.
+for H in 2 8 32; do
+  for name in depth-sp-H$H depth-mupc-H$H depth-sp-H$H-T64 depth-mupc-H$H-T64; do
+    [ -f "$OUT/$name/summary.json" ] && reeval $name 0.01 1000
+  done
+done
+
+# 4. Supervised generative PC (label → image; classified by inference) and discriminative PC
+# (image → label) with the same network size and solver, 1 epoch each.
+SUP="-H 2 -N 256 --activation tanh --param sp --inference gd -T 20 --activity-lr 0.03 --epochs 1"
+run supervised-H2 supervised $SUP --eval-steps 100
+run discriminative-H2 discriminative $SUP
+# Classification by inference evaluated again with more inference steps.
+reeval supervised-H2 0.03 500
+reeval supervised-H2 0.1 500
+
+$PY $HERE/collect.py "$OUT" $HERE/results.csv
