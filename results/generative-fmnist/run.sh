@@ -98,6 +98,15 @@ for H in 2 8 32; do
   done
 done
 
+# The learning signal of the 32-layer decoders (PC's weight gradient against backprop's).
+if [ ! -f "$OUT/signal-H32/signal.csv" ]; then
+  $M generative signal "$OUT/depth-sp-H32-T64" "$OUT/depth-mupc-H32-T64" \
+    "$OUT/depth-mupc-epc-H32" --labels "standard PC, T = 64" "μPC, T = 64" "μPC + ePC, T = 20" \
+    --at trained --title "32-layer decoders after 400 steps: PC weight gradient against backprop's" \
+    --out "$OUT/signal-H32"
+  cp "$OUT/signal-H32/signal.csv" $HERE/signal-h32.csv
+fi
+
 # 4. Supervised generative PC (label → image; classified by inference) and discriminative PC
 # (image → label) with the same network size and solver, 1 epoch each.
 SUP="-H 2 -N 256 --activation tanh --param sp --inference gd -T 20 --activity-lr 0.03 --epochs 1"
