@@ -78,6 +78,8 @@ for H in 2 8 32; do
     --activity-lr 0.1 --eval-steps 200
   run depth-mupc-epc-H$H decoder $D --param mupc --prior none --inference epc -T 20 \
     --activity-lr 0.1 --eval-steps 200
+  run depth-mupc-epc001-H$H decoder $D --param mupc --prior none --inference epc -T 20 \
+    --activity-lr 0.01 --eval-steps 200
   run depth-bp-sp-H$H autoencoder $D --param sp
   run depth-bp-mupc-H$H autoencoder $D --param mupc --lr 0.01
 done
