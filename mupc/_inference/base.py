@@ -147,14 +147,7 @@ class InferenceSolver(eqx.Module):
     ) -> NetworkEnergy:
         """The energy `run` descends: both ends clamped, errors relative to `reference`."""
         reference = self.reference_point(network, activities, inputs, feedforward_start, reference)
-        return NetworkEnergy.bind(
-            network,
-            inputs,
-            targets,
-            loss,
-            reference=reference,
-            reference_outputs=network.readout(reference),
-        )
+        return _bind_clamped(network, inputs, targets, loss, reference)
 
     def reference_point(self, network, activities, inputs, feedforward_start, reference):
         """The feedforward activities the errors are measured from (see `run`)."""
@@ -186,14 +179,7 @@ class InferenceSolver(eqx.Module):
         """`(mean_energy, gradients)` for a `run` result: the weight gradient of the
         batch-mean energy at the final activities, $\\partial \\bar F / \\partial W$ (local:
         layer l needs only $\\varepsilon_l$ and $z_{l-1}$)."""
-        energy = NetworkEnergy.bind(
-            network,
-            inputs,
-            targets,
-            loss,
-            reference=reference,
-            reference_outputs=network.readout(reference),
-        )
+        energy = _bind_clamped(network, inputs, targets, loss, reference)
         states = result._replace(activities=States(result.activities))
         return self.energy_weight_gradients(energy, states)
 
@@ -231,3 +217,11 @@ def minimise(optimiser, gradient, initial, steps: int, tolerance: float | None):
     init = (initial, optimiser.init(initial), gradient(initial), jnp.asarray(0, jnp.int32))
     final, _, _, taken = jax.lax.while_loop(not_converged, loop_body, init)
     return final, taken
+
+
+def _bind_clamped(network, inputs, targets, loss, reference) -> NetworkEnergy:
+    """The energy with both ends clamped, its errors measured from `reference`."""
+    return NetworkEnergy.bind(
+        network, inputs, targets, loss, reference=reference,
+        reference_outputs=network.readout(reference),
+    )  # fmt: skip

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._activity_init import forward_network
-from .._atomic import atomic_open
 from .._by_inference import reconstruct
+from .._figures import save_figure
 from .._pair import NetworkPair
 from .._training import PCTrainer
 from ._family import FamilyConfig, FamilyData, build_trainer
@@ -146,7 +146,5 @@ def draw_picture(
         figure.suptitle(title, fontsize=8)
     figure.subplots_adjust(left=0.2, wspace=0.05, hspace=0.15)
     path = Path(path)
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=90)
-    plt.close(figure)
+    save_figure(figure, path, dpi=90)
     return path

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_open
+from .._figures import save_figure
 from ._results import StoredResult
 from ._sweep import SweepResult
 
@@ -92,9 +93,7 @@ def depth_figure(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=fig.dpi)
     return path
 
 
@@ -304,7 +303,5 @@ def curves_figure(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=fig.dpi)
     return path
