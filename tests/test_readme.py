@@ -47,7 +47,7 @@ def test_docs_quickstart_is_the_tested_one():
 
 def test_readme_is_short_and_its_links_resolve():
     text = README.read_text()
-    assert len(text.encode()) < 12_000, "keep the README under 12 KB; move detail into docs/"
+    assert len(text.encode()) < 13_000, "keep the README under 13 KB; move detail into docs/"
     targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
     local = [t for t in targets if "://" not in t]
     assert any(t.startswith("docs/") for t in local)
