@@ -40,6 +40,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_float_or_none(text: str) -> float | None:
+    """A finite number > 0, or `none`."""
+    if text.strip().lower() == "none":
+        return None
+    return positive_float(text)
+
+
 def threshold(text: str) -> float | None:
     """A finite number > 1, or `none` (no threshold)."""
     if text.strip().lower() == "none":

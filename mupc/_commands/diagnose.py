@@ -168,7 +168,9 @@ def register(subparsers) -> None:
         default=list(DEFAULT_SIGNAL_SETTINGS),
         metavar="KIND:LR[:T]",
         help="inference settings: KIND gd | epc | epc-reparameterised, LR the per-example "
-        "step (0.5/64 allowed), T an integer or H (default: %(default)s)",
+        "step (0.5/64 allowed), T an integer or H; learning at PC's equilibrium: "
+        "epc-then-gd:LR:T:REFINE_LR:R[:TOL] (ePC's T steps, then at most R activity steps) "
+        "(default: %(default)s)",
     )
     signal.add_argument(
         "--checkpoint", help="measure the network of this checkpoint (e.g. after training) "

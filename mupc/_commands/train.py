@@ -11,7 +11,13 @@ from pathlib import Path
 
 from .. import _published as published
 from ..experiments import _config
-from ._arguments import non_negative_int, positive_float, positive_int, threshold
+from ._arguments import (
+    non_negative_int,
+    positive_float,
+    positive_float_or_none,
+    positive_int,
+    threshold,
+)
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +128,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--inference",
         choices=_config.INFERENCE_KINDS,
         help="pc: inference on the activities (default); epc: error-optimised inference on the "
-        "prediction errors (ePC)",
+        "prediction errors (ePC); epc-then-pc: learning at PC's equilibrium, ePC's warm start "
+        "then the activities refined (see the refine flags)",
     )
     train.add_argument(
         "--weight-gradient",
@@ -161,7 +168,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         "--inference-steps",
         "-T",
         type=non_negative_int,
-        help="inference steps T (default T = H; ePC: 1)",
+        help="inference steps T (default T = H; ePC: 1; epc-then-pc: the warm start's "
+        f"{_config.EQUILIBRIUM_WARM_STEPS} ePC steps)",
     )
     train.add_argument(
         "--loss",
@@ -201,6 +209,58 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         f"its first value (default {_config.DIVERGENCE_THRESHOLD:g}; 'none': only when it is "
         "no longer finite)",
     )
+    add_equilibrium_arguments(parser)
+
+
+def add_equilibrium_arguments(parser: argparse.ArgumentParser) -> None:
+    """The refine phase of `--inference epc-then-pc` (learning at PC's equilibrium)."""
+    group = parser.add_argument_group(
+        "learning at PC's equilibrium (--inference epc-then-pc): ePC's warm start (-T steps of "
+        f"--activity-lr on the errors, default {_config.EQUILIBRIUM_WARM_STEPS} of "
+        f"{_config.EQUILIBRIUM_WARM_LR:g}), then gradient descent on the activities; the weights "
+        f"(default Adam {_config.EQUILIBRIUM_WEIGHT_LR:g}) step at the refined activities "
+        "(docs/tutorials/epc.md)"
+    )
+    group.add_argument(
+        "--refine-steps",
+        type=non_negative_int,
+        metavar="R",
+        default=argparse.SUPPRESS,
+        help=f"at most R activity steps after the warm start (default {_config.REFINE_STEPS})",
+    )
+    group.add_argument(
+        "--refine-lr",
+        type=positive_float,
+        default=argparse.SUPPRESS,
+        help=f"the activity step per example (default {_config.REFINE_LR:g})",
+    )
+    group.add_argument(
+        "--refine-tolerance",
+        type=positive_float_or_none,
+        metavar="TOL",
+        default=argparse.SUPPRESS,
+        help="stop once every example's activity-gradient norm is below TOL (default "
+        f"{_config.REFINE_TOLERANCE:g}; 'none': always R steps)",
+    )
+
+
+# Flags of the refine phase of `--inference epc-then-pc`.
+_REFINE_ONLY = {
+    "refine_steps": "--refine-steps", "refine_lr": "--refine-lr",
+    "refine_tolerance": "--refine-tolerance",
+}  # fmt: skip
+
+
+def _refine_settings(args: argparse.Namespace) -> dict:
+    """The `RunConfig` refine fields given on the command line (absent ones keep their
+    defaults; the flags' argparse default is SUPPRESS, so given means present).
+
+    **Raises:** `ValueError` for a refine flag without `--method pc --inference epc-then-pc`."""
+    given = {name: getattr(args, name) for name in _REFINE_ONLY if hasattr(args, name)}
+    if given and (args.method != "pc" or args.inference != "epc-then-pc"):
+        flag = _REFINE_ONLY[next(iter(given))]
+        raise ValueError(f"{flag} refines PC's equilibrium: add --inference epc-then-pc.")
+    return given
 
 
 # Flags that only apply to predictive coding (inference on the activities or errors).
@@ -257,16 +317,22 @@ def config_from_args(args: argparse.Namespace):
     defaults = _config.RunConfig()
     pc = args.method == "pc"
     epc = pc and args.inference == "epc"
+    equilibrium = pc and args.inference == "epc-then-pc"
+    refine = _refine_settings(args)
     if args.lr is not None:
         lr = args.lr
     elif epc:
         lr = _config.EPC_WEIGHT_LR
+    elif equilibrium:
+        lr = _config.EQUILIBRIUM_WEIGHT_LR
     else:
         lr = published.MUPC_WEIGHT_LR if pc else published.BP_WEIGHT_LR
     if args.activity_lr is not None:
         activity_lr = args.activity_lr
     elif epc and args.activity_lr_batch_mean is None:
         activity_lr = _config.EPC_ERROR_LR
+    elif equilibrium and args.activity_lr_batch_mean is None:
+        activity_lr = _config.EQUILIBRIUM_WARM_LR
     else:
         batch_mean = args.activity_lr_batch_mean or published.ACTIVITY_LR_BATCH_MEAN
         activity_lr = activity_lr_from_batch_mean(batch_mean, args.batch_size)
@@ -307,6 +373,7 @@ def config_from_args(args: argparse.Namespace):
         devices=_devices(args),
         parallel=getattr(args, "parallel", None) or "data",
         divergence_threshold=args.divergence_threshold,
+        **refine,
     )
 
 

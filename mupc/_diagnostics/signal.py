@@ -141,7 +141,7 @@ class SignalSetting(NamedTuple):
     trainer: PCTrainer
 
 
-def _number(text: str, spec: str) -> float:
+def _number(text: str, spec: str, what: str = "learning rate") -> float:
     try:
         if "/" in text:
             numerator, denominator = text.split("/")
@@ -149,26 +149,61 @@ def _number(text: str, spec: str) -> float:
         else:
             value = float(text)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"Bad learning rate {text!r} in setting {spec!r}.") from None
+        raise ValueError(f"Bad {what} {text!r} in setting {spec!r}.") from None
     if not (0 < value < float("inf")):
-        raise ValueError(f"The learning rate in setting {spec!r} must be finite and > 0.")
+        raise ValueError(f"The {what} in setting {spec!r} must be finite and > 0, got {text!r}.")
     return value
 
 
-SETTING_KINDS = ("gd", "epc", "epc-reparameterised")
+SETTING_KINDS = ("gd", "epc", "epc-reparameterised", "epc-then-gd")
+
+
+def _steps(text: str, depth: int, spec: str) -> int:
+    """An inference step count: an integer ≥ 0, or `H` (the depth)."""
+    if text == "H":
+        return depth
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"Bad T {text!r} in setting {spec!r}: an integer ≥ 0 or H.")
+
+
+def _equilibrium_setting(parts: list[str], depth: int, spec: str):
+    """`SequentialInference.equilibrium` from `epc-then-gd:LR:T:REFINE_LR:R[:TOL]`: T steps of
+    LR on the errors, then at most R steps of REFINE_LR on the activities (stopped below TOL,
+    default none). **Returns:** `(inference, label)`."""
+    from .._inference import ErrorInference, SequentialInference
+
+    if len(parts) not in (5, 6):
+        raise ValueError(
+            f"Bad setting {spec!r}: expected epc-then-gd:LR:T:REFINE_LR:R[:TOL], e.g. "
+            "epc-then-gd:0.1:20:0.1:50:1e-3."
+        )
+    warm = ErrorInference.gradient_descent(_number(parts[1], spec), _steps(parts[2], depth, spec))
+    refine_lr, refine_steps = _number(parts[3], spec), _steps(parts[4], depth, spec)
+    tolerance = _number(parts[5], spec, "tolerance") if len(parts) == 6 else None
+    inference = SequentialInference.equilibrium(warm, refine_lr, refine_steps, tolerance)
+    until = "" if tolerance is None else f" tol={parts[5]}"
+    label = f"epc {parts[1]} T={warm.steps} + gd {parts[3]} R={refine_steps}{until}"
+    return inference, label
 
 
 def parse_setting(spec: str, depth: int, loss: Loss | None = None) -> SignalSetting:
     """A setting from `KIND:LR[:T]`: KIND is `gd` (gradient descent on the activities), `epc`
     (gradient descent on the errors, local weight gradient) or `epc-reparameterised`; LR is
     the per-example step (`0.5/64` allowed); T an integer or `H` (default: H for gd, 5 for
-    ePC). `loss`: the output term of the energy (default `mupc.MSE()`).
+    ePC). Learning at PC's equilibrium is `epc-then-gd:LR:T:REFINE_LR:R[:TOL]`: ePC's T steps
+    of LR, then at most R activity steps of REFINE_LR (until every example's activity
+    gradient norm is below TOL). `loss`: the output term of the energy (default `mupc.MSE()`).
 
     **Raises:** `ValueError` naming the bad part.
     """
     from .._inference import DiscreteInference, ErrorInference, InferenceSolver
 
     parts = spec.split(":")
+    loss = MSE() if loss is None else loss
+    if parts[0] == "epc-then-gd":
+        schedule, label = _equilibrium_setting(parts, depth, spec)
+        return SignalSetting(label, PCTrainer(inference=schedule, loss=loss))
     if len(parts) not in (2, 3) or parts[0] not in SETTING_KINDS:
         raise ValueError(
             f"Bad setting {spec!r}: expected KIND:LR[:T] with KIND one of {list(SETTING_KINDS)}, "
@@ -176,21 +211,14 @@ def parse_setting(spec: str, depth: int, loss: Loss | None = None) -> SignalSett
         )
     kind, lr = parts[0], _number(parts[1], spec)
     default = depth if kind == "gd" else 5
-    steps_text = parts[2] if len(parts) == 3 else str(default)
-    if steps_text == "H":
-        steps = depth
-    elif steps_text.isdigit():
-        steps = int(steps_text)
-    else:
-        raise ValueError(f"Bad T {steps_text!r} in setting {spec!r}: an integer ≥ 0 or H.")
+    steps = _steps(parts[2] if len(parts) == 3 else str(default), depth, spec)
     inference: InferenceSolver
     if kind == "gd":
         inference = DiscreteInference.gradient_descent(lr, steps)
     else:
         gradient = "local" if kind == "epc" else "reparameterised"
         inference = ErrorInference.gradient_descent(lr, steps, weight_gradient=gradient)
-    trainer = PCTrainer(inference=inference, loss=MSE() if loss is None else loss)
-    return SignalSetting(f"{kind} {parts[1]} T={steps}", trainer)
+    return SignalSetting(f"{kind} {parts[1]} T={steps}", PCTrainer(inference=inference, loss=loss))
 
 
 SIGNAL_COLUMNS = ["setting", "layer", "kind", "pc_norm", "bp_norm", "ratio", "cosine"]

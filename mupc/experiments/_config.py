@@ -20,7 +20,7 @@ from .._parameterisation import PARAMETERISATIONS
 Method = Literal["pc", "bp"]
 NetworkKind = Literal["mlp", "conv", "transformer"]
 ActivityKind = Literal["sublayer", "block"]
-InferenceKind = Literal["pc", "epc"]
+InferenceKind = Literal["pc", "epc", "epc-then-pc"]
 WeightGradient = Literal["local", "reparameterised"]
 # Choices, each taken from its registry.
 METHODS: tuple[str, ...] = get_args(Method)
@@ -45,6 +45,20 @@ SYNTHETIC = {"n_train": 1024, "n_test": 256, "input_dim": 64, "num_classes": 10}
 # and Adam on the weights with this learning rate.
 EPC_ERROR_LR = 0.001
 EPC_WEIGHT_LR = 0.05
+
+# Learning at PC's equilibrium (`inference="epc-then-pc"`, docs/tutorials/epc.md): ePC's warm
+# start runs this many error steps of this per-example size (near the minimum of the energy at
+# H = 128, where one small step is not), then `refine_steps` gradient-descent steps of
+# `refine_lr` per example on the activities, stopped early once every example's activity
+# gradient is below `refine_tolerance`. The weights step at the refined activities, with Adam
+# at backprop's rate: at equilibrium the PC gradient has backprop's scale (norm ratio ≈ 0.6 at
+# H = 128), not ePC's one-small-step scale. Measured at initialisation, not tuned.
+EQUILIBRIUM_WARM_LR = 0.1
+EQUILIBRIUM_WARM_STEPS = 20
+EQUILIBRIUM_WEIGHT_LR = _published.BP_WEIGHT_LR_MNIST_128
+REFINE_LR = 0.1
+REFINE_STEPS = 50
+REFINE_TOLERANCE = 1e-3
 
 # The network's size when none is given: the MLP's H = 8 hidden layers of width 128; for the
 # conv ResNet 2 residual blocks per stage and 8 channels in the first stage (8 -> 16 -> 32 over
@@ -82,6 +96,28 @@ def _check_positive(name: str, value: Any, integer: bool = True) -> None:
         raise ValueError(f"`{name}` must be {what}, got {value!r}.")
 
 
+REFINE_FIELDS = {"refine_steps": REFINE_STEPS, "refine_lr": REFINE_LR,
+                 "refine_tolerance": REFINE_TOLERANCE}  # fmt: skip
+
+
+def _check_refine(config: "RunConfig") -> None:
+    """The refine phase's settings: valid numbers, and left at their defaults unless the
+    inference is `"epc-then-pc"` (they would otherwise be ignored without a word)."""
+    if config.inference != "epc-then-pc":
+        changed = [name for name, value in REFINE_FIELDS.items() if getattr(config, name) != value]
+        if changed:
+            raise ValueError(
+                f"`{changed[0]}` = {getattr(config, changed[0])!r} applies to inference "
+                f"'epc-then-pc' only, got inference {config.inference!r}."
+            )
+    steps = config.refine_steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"`refine_steps` must be an integer ≥ 0, got {steps!r}.")
+    _check_positive("refine_lr", config.refine_lr, integer=False)
+    if config.refine_tolerance is not None:
+        _check_positive("refine_tolerance", config.refine_tolerance, integer=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run; validated when built.
@@ -109,12 +145,19 @@ class RunConfig:
     - `method`: `"pc"` (`PCTrainer`) or `"bp"` (`BPTrainer`).
     - `optimizer`, `lr`: the weight optimiser (Optax) and its learning rate (default: the
       published μPC rate for MNIST, 0.1).
-    - `inference`: `"pc"` (inference on the activities, `mupc.DiscreteInference`) or `"epc"`
-      (error-optimised inference on the prediction errors, `mupc.ErrorInference`).
+    - `inference`: `"pc"` (inference on the activities, `mupc.DiscreteInference`), `"epc"`
+      (error-optimised inference on the prediction errors, `mupc.ErrorInference`) or
+      `"epc-then-pc"` (learning at PC's equilibrium: ePC's warm start, then gradient descent
+      on the activities; `mupc.SequentialInference`).
     - `activity_optimizer`, `activity_lr`: the inference optimiser and its **per-example**
       step, on the activities (published batch-mean values divided by the batch size; default
       `mupc._published.ACTIVITY_LR`, the published 0.5 at batch 64) or, for ePC, on the errors.
-    - `inference_steps`: T (None: T = H for `"pc"`, 5 for `"epc"`).
+    - `inference_steps`: T (None: T = H for `"pc"`, 1 for `"epc"`, `EQUILIBRIUM_WARM_STEPS`
+      for the warm start of `"epc-then-pc"`).
+    - `refine_steps`, `refine_lr`, `refine_tolerance` (`"epc-then-pc"` only): at most R
+      gradient-descent steps of size `refine_lr` per example on the activities after the
+      warm start, stopping once every example's $\\lVert\\nabla_{z^{(i)}} F_i\\rVert$ is below
+      the tolerance (None: all R steps).
     - `weight_gradient`: ePC's weight update, `"local"` (the PC gradient at the final states) or
       `"reparameterised"` (through the error-perturbed forward pass; at ε = 0 it is backprop).
     - `trainable_top`: train only the top k hidden layers and the readout, the rest frozen at
@@ -157,6 +200,9 @@ class RunConfig:
     activity_lr: float = _published.ACTIVITY_LR
     inference_steps: int | None = _published.INFERENCE_STEPS
     weight_gradient: WeightGradient = "local"
+    refine_steps: int = REFINE_STEPS
+    refine_lr: float = REFINE_LR
+    refine_tolerance: float | None = REFINE_TOLERANCE
     trainable_top: int | None = None
     train_examples: int | None = None
     batch_size: int = _published.BATCH_SIZE
@@ -181,6 +227,7 @@ class RunConfig:
                 object.__setattr__(self, name, default)
         _check_choice("inference", self.inference, INFERENCE_KINDS)
         _check_choice("weight_gradient", self.weight_gradient, WEIGHT_GRADIENTS)
+        _check_refine(self)
         _check_choice("optimizer", self.optimizer, OPTIMISER_NAMES)
         _check_choice("activity_optimizer", self.activity_optimizer, OPTIMISER_NAMES)
         _check_choice("loss", self.loss, LOSS_NAMES)

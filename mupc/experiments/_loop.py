@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._optimisers import make_optimiser
-from ._config import RunConfig
+from ._config import EQUILIBRIUM_WARM_STEPS, RunConfig
 from ._divergence import Divergence, Monitor, RunStatistics, finite_or_none
 from ._output import MetricsLog, RunFiles, truncate_metrics
 
@@ -39,17 +39,18 @@ def build_trainer(config: RunConfig):
         config.weight_gradient,
         config.loss,
         None if config.trainable_top is None else (config.depth, config.trainable_top),
+        (config.refine_lr, config.refine_steps, config.refine_tolerance),
     )
 
 
 @functools.lru_cache(maxsize=32)
 def _trainer(
     method, optimizer, lr, inference_kind, activity_optimizer, activity_lr, inference_steps,
-    weight_gradient, loss, frozen,
+    weight_gradient, loss, frozen, refine,
 ):  # fmt: skip
     import optax
 
-    from .._inference import DiscreteInference, ErrorInference
+    from .._inference import DiscreteInference, ErrorInference, SequentialInference
     from .._inference.error import DEFAULT_STEPS
     from .._loss import resolve_loss
     from .._optimisers import freeze_bottom_layers
@@ -64,6 +65,12 @@ def _trainer(
     if inference_kind == "epc":
         steps = DEFAULT_STEPS if inference_steps is None else inference_steps
         inference = ErrorInference(activity_optimiser, steps, weight_gradient=weight_gradient)
+    elif inference_kind == "epc-then-pc":
+        # Learning at PC's equilibrium: ePC's warm start, then the activities refined.
+        steps = EQUILIBRIUM_WARM_STEPS if inference_steps is None else inference_steps
+        inference = SequentialInference.equilibrium(
+            ErrorInference(activity_optimiser, steps), *refine
+        )
     else:
         inference = DiscreteInference(activity_optimiser, inference_steps)
     return PCTrainer(optimiser=optimiser, inference=inference, loss=resolve_loss(loss))
