@@ -19,6 +19,7 @@ from naive_family import (
 )
 
 import mupc
+from mupc._training.pc import infer_traced
 
 D, N, H, C, B = 2, 4, 2, 3, 2  # D < C: a free input end is identified
 
@@ -63,6 +64,7 @@ CASES = [("gd", pattern) for pattern in PATTERNS] + [
     ("continuous", PATTERNS[2]),
     ("continuous", PATTERNS[3]),
     ("epc", PATTERNS[0]),
+    ("epc", PATTERNS[1]),
     ("epc", PATTERNS[2]),
     ("langevin-0", PATTERNS[1]),
 ]
@@ -392,6 +394,58 @@ def test_output_term_gradients_are_backprops(loss):
     for a, b in zip(network.layer_weights(pc), network.layer_weights(bp), strict=True):
         cosine = jnp.vdot(a, b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
         assert float(cosine) > 0.999
+
+
+def test_epc_decoder_weight_gradient_is_backprops_at_a_small_error_step():
+    """A decoder (free latent, no prior): one small ePC step gives every layer's local PC
+    gradient backprop's direction for ½‖x − f(z_0)‖² at the start latent (cosine > 0.999)."""
+    decoder = _resnet(3, 5, depth=3, activation="tanh", seed=4)
+    images = _data(17, (B, 5))[0]
+    trainer = mupc.PCTrainer(
+        inference=mupc.ErrorInference(optax.sgd(1e-5), steps=1), clamp=mupc.Clamp(input="free"),
+        activity_init=mupc.FeedforwardInit(latent_mean=0.4),
+    )  # fmt: skip
+    pc, _ = eqx.filter_jit(trainer.gradients)(decoder, None, images, jax.random.key(0))
+
+    def loss(network):
+        return jnp.mean(0.5 * jnp.sum((network(jnp.full((B, 3), 0.4)) - images) ** 2, axis=1))
+
+    bp = eqx.filter_jit(jax.grad(loss))(decoder)
+    for a, b in zip(decoder.layer_weights(pc), decoder.layer_weights(bp), strict=True):
+        cosine = jnp.vdot(a, b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
+        assert float(cosine) > 0.999
+
+
+def test_epc_on_a_free_latent_diverges_past_two_over_its_hessians_top_eigenvalue():
+    """ePC descends F(z_0, ε) = ½Σ‖ε_l‖² + ½‖x − ŷ(z_0, ε)‖²; for a linear decoder
+    ŷ = P_0 z_0 + Σ P_l ε_l, so its Hessian is diag(0, I) + PᵀP (built here from the weight
+    matrices with NumPy), whose latent block carries the gain of the whole network. Gradient
+    descent on it converges below the step 2/λ_max and diverges above it (docs/tutorials/
+    generative.md: why the deep μPC + ePC decoders diverged)."""
+    decoder = _resnet(D, C, depth=3, width=N, seed=5)
+    image = np.asarray(_data(18, (1, C))[0])
+    maps = chain_maps(decoder)
+    above = [maps[-1]]
+    for matrix in maps[-2:0:-1]:  # P_H, ..., P_1: the maps above each error
+        above.append(above[-1] @ matrix)
+    blocks = [above[-1] @ maps[0], *above[::-1]]  # P_0, P_1, ..., P_H
+    jacobian = np.concatenate(blocks, axis=1)
+    hessian = jacobian.T @ jacobian
+    hessian[D:, D:] += np.eye(3 * N)
+    top = np.linalg.eigvalsh(hessian)[-1]
+    latent = np.full(D, 0.3)
+    start = 0.5 * np.sum((image[0] - blocks[0] @ latent) ** 2)  # ε = 0
+
+    @eqx.filter_jit
+    def energy_after(eta):
+        trainer = mupc.PCTrainer(
+            inference=mupc.ErrorInference(optax.sgd(eta), steps=400),
+            clamp=mupc.Clamp(input="free"), activity_init=mupc.FeedforwardInit(latent_mean=0.3),
+        )  # fmt: skip
+        return infer_traced(trainer, decoder, None, image, jax.random.key(0))
+
+    assert float(energy_after(jnp.asarray(1.9 / top)).energy[0]) < start
+    assert float(energy_after(jnp.asarray(2.1 / top)).energy[0]) > 1e6 * start
 
 
 def test_bernoulli_term_against_its_formula():

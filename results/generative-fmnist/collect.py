@@ -2,11 +2,16 @@
 `python results/generative-fmnist/collect.py RUNS CSV`.
 
 Each run folder holds its `config.json` and `summary.json` (`mupc generative train`); the
-PCA baseline is `RUNS/pca.json` (`mupc generative pca --out`), the closed-form check of a
+PCA baseline is `RUNS/pca.json` (`mupc generative pca --out`), the class-mean floor of
+generation `RUNS/class-means.json` (`class_means.py`), the closed-form check of a
 linear decoder `RUN/linear-check.json` (`linear_check.py`), a run evaluated again at another
 activity step `RUN/reevaluate-*.json` (`reevaluate.py`: a row of its own, "re-evaluated", whose
 `activity_lr` and `eval_steps` are those of the evaluation), and a run that failed
-`RUN/failed.txt` (its error in `test_mse`)."""
+`RUN/failed.txt` (its error in `test_mse`).
+
+The runs with a time budget (`time-*`, incremental PC against PC) also give their test MSE
+against training seconds, `time-curves.csv` beside CSV (one row per evaluation in
+`metrics.jsonl`)."""
 
 import csv
 import json
@@ -34,6 +39,12 @@ COLUMNS = (
     "exact_projection_test_mse",
     "test_accuracy",
     "test_generation_mse",
+    "amortiser_accuracy",
+    "hybrid_accuracy",
+    "generator_accuracy",
+    "alpha_f",
+    "update",
+    "time_budget",
     "train_seconds",
     "eval_seconds",
 )
@@ -67,9 +78,38 @@ def row(folder: Path) -> dict | None:
         "exact_projection_test_mse": exact,
         "test_accuracy": summary.get("test_accuracy", ""),
         "test_generation_mse": summary.get("test_generation_mse", ""),
+        "amortiser_accuracy": summary.get("amortiser_accuracy", ""),
+        "hybrid_accuracy": summary.get("hybrid_accuracy", ""),
+        "generator_accuracy": summary.get("generator_accuracy", ""),
+        "alpha_f": run["alpha_f"] if run["variant"] == "bpc" else "",
+        "update": run.get("update", "after-inference"),
+        "time_budget": run.get("time_budget") or "",
         "train_seconds": round(summary["train_seconds"], 1),
         "eval_seconds": round(summary["eval_seconds"], 1),
     }
+
+
+def write_time_curves(runs: Path, out: Path) -> None:
+    """Test MSE against training seconds of the time-budget runs (`time-*`), atomically."""
+    rows = []
+    for folder in sorted(runs.glob("time-*")):
+        if not (folder / "summary.json").exists():
+            continue
+        run = json.loads((folder / "config.json").read_text())
+        for line in (folder / "metrics.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if "test_mse" in record:
+                rows.append({"name": folder.name, "update": run["update"], "lr": run["lr"],
+                             "step": record["step"], "train_seconds": round(record["elapsed"], 2),
+                             "test_mse": record["test_mse"]})  # fmt: skip
+    if not rows:
+        return
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out)
 
 
 def main(runs: Path, out: Path) -> None:
@@ -81,6 +121,12 @@ def main(runs: Path, out: Path) -> None:
             rows.append({"name": f"pca-{k}", "variant": "pca", "dataset": numbers["dataset"],
                          "latent": k, "eval_examples": numbers["eval_examples"],
                          "test_mse": value})  # fmt: skip
+    means = runs / "class-means.json"  # class_means.py
+    if means.exists():
+        numbers = json.loads(means.read_text())
+        rows.append({"name": "class-means", "variant": "class-means",
+                     "dataset": numbers["dataset"], "eval_examples": numbers["eval_examples"],
+                     "test_generation_mse": numbers["class_mean_test_mse"]})  # fmt: skip
     for folder in sorted(runs.iterdir()):
         if (folder / "summary.json").exists():
             found = row(folder)
@@ -106,6 +152,7 @@ def main(runs: Path, out: Path) -> None:
                          "activity_lr": run["activity_lr"], "lr": run["lr"],
                          "test_mse": f"failed: {error}"})  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
+    write_time_curves(runs, out.with_name("time-curves.csv"))
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, COLUMNS)

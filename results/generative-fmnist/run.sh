@@ -4,7 +4,8 @@
 #   1. the closed-form bar: a linear decoder trained by PC against mean-centred PCA-64;
 #   2. a nonlinear PC decoder against PCA-64 and a backprop autoencoder at equal steps;
 #   3. a short depth table (H = 2, 8, 32) for standard PC, μPC, μPC + ePC and backprop;
-#   4. supervised generative PC (classification by inference) against discriminative PC.
+#   4. supervised generative PC (classification by inference) against discriminative PC;
+#   5.-6. bidirectional and hybrid PC; 7. incremental PC against PC at equal wall time.
 # Run from the repository root: sh results/generative-fmnist/run.sh. Runs go to
 # runs/generative-fmnist/ (resumable: a finished run is skipped, a stopped one resumes from its
 # checkpoint); the table to results/generative-fmnist/results.csv.
@@ -93,6 +94,26 @@ run depth-sp-H32-T64 decoder $D --param sp --prior none --inference gd -T 64 \
 run depth-mupc-H32-T64 decoder $D --param mupc --prior none --inference gd -T 64 \
   --activity-lr 0.1 --eval-steps 200
 
+# Why μPC + ePC diverges above: the top eigenvalue λ of ePC's Hessian at the inference start
+# during training (stable while η·λ < 2), with tanh and with a linear activation, at Adam 1e-3
+# and 1e-4; then the μPC + ePC rows again at Adam 1e-4, which stays inside the bound.
+bound() {  # name flags...
+  f="$OUT/epc-bound-$1.csv"; shift
+  [ -f "$f" ] || $PY $HERE/epc_bound.py "$@" --out "$f"
+}
+bound H8-tanh-lr1e-3 -H 8 --activity-lr 0.1 --lr 1e-3
+bound H8-linear-lr1e-3 -H 8 --activity-lr 0.1 --lr 1e-3 --activation linear
+bound H8-tanh-lr1e-4 -H 8 --activity-lr 0.1 --lr 1e-4
+bound H32-tanh-lr1e-3 -H 32 --activity-lr 0.1 --lr 1e-3 --every 50
+bound H32-tanh-lr1e-4 -H 32 --activity-lr 0.1 --lr 1e-4 --every 50
+for H in 2 8 32; do
+  D="-H $H -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
+  run depth-mupc-epc-lr1e-4-H$H decoder $D --param mupc --prior none --inference epc -T 20 \
+    --activity-lr 0.1 --lr 1e-4 --eval-steps 200
+done
+mkdir -p $HERE/epc-bound
+for f in "$OUT"/epc-bound-*.csv; do cp "$f" $HERE/epc-bound/; done
+
 # The PC decoders of the depth table evaluated again at a smaller activity step.
 for H in 2 8 32; do
   for name in depth-sp-H$H depth-mupc-H$H depth-sp-H$H-T64 depth-mupc-H$H-T64; do
@@ -117,5 +138,22 @@ run discriminative-H2 discriminative $SUP
 # Classification by inference evaluated again with more inference steps.
 reeval supervised-H2 0.03 500
 reeval supervised-H2 0.1 500
+
+# 5. Bidirectional PC at α_f ∈ {1, 1e-3} (α_b = 1) and 6. hybrid PC, the same network size as
+# section 4 (two networks: label → image and image → label), 1 epoch each.
+run bpc-af1-H2 bpc $SUP --alpha-f 1 --eval-steps 100
+run bpc-af0.001-H2 bpc $SUP --alpha-f 0.001 --eval-steps 100
+run hybrid-H2 hybrid $SUP --eval-steps 100
+# The floor of generation from a label: each test image generated as its class's mean image.
+[ -f "$OUT/class-means.json" ] || $PY $HERE/class_means.py --out "$OUT/class-means.json"
+
+# 7. Incremental PC against PC at equal wall time: a small decoder (H = 2, N = 128, sp), 60 s
+# of training each (evaluation not counted), test MSE on 500 test images every 100 steps.
+IPC="-H 2 -N 128 --latent 64 --activation tanh --param sp --prior none --inference gd -T 20 \
+  --activity-lr 0.03 --epochs 100 --time-budget 60 --eval-examples 500 --eval-steps 200 \
+  --eval-every 100 --log-every 100"
+run time-pc-H2 decoder $IPC --lr 1e-3
+run time-ipc-H2 decoder $IPC --lr 1e-3 --update every-step
+run time-ipc-lr1e-4-H2 decoder $IPC --lr 1e-4 --update every-step
 
 $PY $HERE/collect.py "$OUT" $HERE/results.csv
