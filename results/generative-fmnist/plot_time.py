@@ -1,5 +1,6 @@
 """Draw incremental PC against PC at equal wall time: test MSE against training seconds, one
-curve per run of `time-curves.csv` (written by collect.py).
+curve per run of `time-curves.csv` (written by collect.py); a run repeated (`NAME-run2`) is
+drawn dashed in its colour.
 
 Usage: python results/generative-fmnist/plot_time.py results/generative-fmnist/time-curves.csv
 docs/figures/generative-ipc-vs-pc.png
@@ -25,9 +26,16 @@ def main(table: str, out: str) -> None:
             curves[row["name"]].append((float(row["train_seconds"]), float(row["test_mse"])))
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    for name, points in curves.items():
+    colours = {}
+    for name, points in sorted(curves.items()):
         seconds, mse = zip(*sorted(points), strict=True)
-        axes.plot(seconds, mse, marker=".", label=LABELS.get(name, name))
+        base = name.removesuffix("-run2")  # the same command run again: same colour, dashed
+        again = base != name
+        line = axes.plot(
+            seconds, mse, marker=".", linestyle="--" if again else "-", color=colours.get(base),
+            label=LABELS.get(base, base) + (" (run 2)" if again else ""),
+        )  # fmt: skip
+        colours.setdefault(base, line[0].get_color())
     axes.set_xlabel("training seconds (2-core AMD EPYC, shared; evaluation not counted)")
     axes.set_ylabel("test MSE per pixel (500 test images)")
     axes.set_yscale("log")

@@ -106,11 +106,15 @@ bound H8-linear-lr1e-3 -H 8 --activity-lr 0.1 --lr 1e-3 --activation linear
 bound H8-tanh-lr1e-4 -H 8 --activity-lr 0.1 --lr 1e-4
 bound H32-tanh-lr1e-3 -H 32 --activity-lr 0.1 --lr 1e-3 --every 50
 bound H32-tanh-lr1e-4 -H 32 --activity-lr 0.1 --lr 1e-4 --every 50
+bound H32-tanh-lr1e-4-eta0.05 -H 32 --activity-lr 0.05 --lr 1e-4 --every 50
 for H in 2 8 32; do
   D="-H $H -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
   run depth-mupc-epc-lr1e-4-H$H decoder $D --param mupc --prior none --inference epc -T 20 \
     --activity-lr 0.1 --lr 1e-4 --eval-steps 200
 done
+D="-H 32 -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
+run depth-mupc-epc-lr1e-4-eta0.05-H32 decoder $D --param mupc --prior none --inference epc -T 20 \
+  --activity-lr 0.05 --lr 1e-4 --eval-steps 200
 mkdir -p $HERE/epc-bound
 for f in "$OUT"/epc-bound-*.csv; do cp "$f" $HERE/epc-bound/; done
 
@@ -144,6 +148,10 @@ reeval supervised-H2 0.1 500
 run bpc-af1-H2 bpc $SUP --alpha-f 1 --eval-steps 100
 run bpc-af0.001-H2 bpc $SUP --alpha-f 0.001 --eval-steps 100
 run hybrid-H2 hybrid $SUP --eval-steps 100
+# A second seed of each (the data order and the initial weights; --seed after $DATA wins).
+run bpc-af1-H2-seed1 bpc $SUP --alpha-f 1 --eval-steps 100 --seed 1
+run bpc-af0.001-H2-seed1 bpc $SUP --alpha-f 0.001 --eval-steps 100 --seed 1
+run hybrid-H2-seed1 hybrid $SUP --eval-steps 100 --seed 1
 # The floor of generation from a label: each test image generated as its class's mean image.
 [ -f "$OUT/class-means.json" ] || $PY $HERE/class_means.py --out "$OUT/class-means.json"
 
@@ -155,5 +163,11 @@ IPC="-H 2 -N 128 --latent 64 --activation tanh --param sp --prior none --inferen
 run time-pc-H2 decoder $IPC --lr 1e-3
 run time-ipc-H2 decoder $IPC --lr 1e-3 --update every-step
 run time-ipc-lr1e-4-H2 decoder $IPC --lr 1e-4 --update every-step
+# Again, one after the other (the machine's load differs between runs: a second sample).
+run time-pc-H2-run2 decoder $IPC --lr 1e-3
+run time-ipc-H2-run2 decoder $IPC --lr 1e-3 --update every-step
+run time-ipc-lr1e-4-H2-run2 decoder $IPC --lr 1e-4 --update every-step
+$PY $HERE/collect.py "$OUT" $HERE/results.csv > /dev/null
+$PY $HERE/plot_time.py $HERE/time-curves.csv docs/figures/generative-ipc-vs-pc.png
 
 $PY $HERE/collect.py "$OUT" $HERE/results.csv
