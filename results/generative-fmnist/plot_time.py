@@ -25,7 +25,7 @@ def main(table: str, out: str) -> None:
         for row in csv.DictReader(handle):
             curves[row["name"]].append((float(row["train_seconds"]), float(row["test_mse"])))
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    figure, axes = plt.subplots(figsize=(7.0, 4.4))
     colours = {}
     for name, points in sorted(curves.items()):
         seconds, mse = zip(*sorted(points), strict=True)
@@ -41,7 +41,7 @@ def main(table: str, out: str) -> None:
     axes.set_yscale("log")
     axes.set_title("iPC against PC at equal wall time (decoder H = 2, N = 128)", fontsize=10)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=7)
     figure.tight_layout()
     save_figure(figure, out)
 
