@@ -115,6 +115,12 @@ done
 D="-H 32 -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
 run depth-mupc-epc-lr1e-4-eta0.05-H32 decoder $D --param mupc --prior none --inference epc -T 20 \
   --activity-lr 0.05 --lr 1e-4 --eval-steps 200
+# And at Adam 1e-3 with Adam on the errors (a step bounded per coordinate, whatever the curvature).
+for H in 2 8 32; do
+  D="-H $H -N 128 --latent 64 --activation tanh --max-steps 400 --eval-examples 500 --log-every 100"
+  run depth-mupc-epc-adam-H$H decoder $D --param mupc --prior none --inference epc -T 20 \
+    --activity-optimizer adam --activity-lr 0.01 --eval-steps 200
+done
 mkdir -p $HERE/epc-bound
 for f in "$OUT"/epc-bound-*.csv; do cp "$f" $HERE/epc-bound/; done
 
