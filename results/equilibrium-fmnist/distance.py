@@ -16,6 +16,11 @@ setting is run from the feedforward pass and measured where the weights would up
   `gap` is a lower bound on the distance from it; `gap_fraction` = gap / ($\\bar F_{\\text{ff}} -
   \\bar F_{\\text{ref}}$), the share of the possible descent not made.
 
+Per network, also the output covariance $S = I + \\sum_l J_l J_l^\\top$ ($J_l = \\partial\\hat y /
+\\partial z_l$ at the feedforward pass; the equilibrium energy of a linear network is
+$\\tfrac12 r^\\top S^{-1} r$, docs/method.md): `s_mean`, the mean eigenvalue over the batch,
+and `s_max`, the largest.
+
 Resumable: rows of a network already in the CSV are kept; the CSV is rewritten atomically
 after each network.
 """
@@ -38,7 +43,7 @@ from mupc.experiments._run_data import load_run_data
 H, N, BATCH = 128, 128, 64
 COLUMNS = (
     "network", "setting", "steps", "energy_feedforward", "energy", "reference", "gap",
-    "gap_fraction", "grad_max", "grad_mean", "seconds",
+    "gap_fraction", "grad_max", "grad_mean", "s_mean", "s_max", "seconds",
 )  # fmt: skip
 
 
@@ -75,6 +80,21 @@ def measure(network, inputs, targets, solver):
     return (*values, int(inferred.steps), time.perf_counter() - started)
 
 
+def output_covariance_eigenvalues(network, inputs):
+    """The eigenvalues of $S = I + J J^\\top$ per example, shape (B, C), with J = ∂ŷ/∂ε the
+    Jacobian of the error-perturbed forward pass at ε = 0 (its block l is $J_l$)."""
+    depth, width = network.config.depth, network.config.width
+
+    def covariance(x):
+        def output(errors):
+            return network.feedforward(x[None], errors[:, None, :])[1][0]
+
+        jacobian = jax.jacrev(output)(jnp.zeros((depth, width), x.dtype)).reshape(-1, depth * width)
+        return jnp.linalg.eigvalsh(jnp.eye(jacobian.shape[0]) + jacobian @ jacobian.T)
+
+    return np.asarray(jax.jit(jax.vmap(covariance))(jnp.asarray(inputs)), np.float64)
+
+
 def networks(runs: Path, data):
     """`(name, network)`: at initialisation (the run's own, seed 0) and at each checkpoint."""
     config = RunConfig(dataset="fashion-mnist", depth=H, width=N, seed=0)
@@ -100,6 +120,7 @@ def main(runs: Path, out: Path) -> None:
         measured = {label: measure(network, inputs, targets, s) for label, s in settings().items()}
         references = [measure(network, inputs, targets, s)[0] for s in REFERENCES.values()]
         reference = np.minimum.reduce([*references, *(m[0] for m in measured.values())])
+        eigenvalues = output_covariance_eigenvalues(network, inputs)
         ff = measure(network, inputs, targets, mupc.DiscreteInference.gradient_descent(1.0, 0))[0]
         for label, (energy, norms, steps, seconds) in measured.items():
             gap = float(np.mean(energy - reference))
@@ -109,11 +130,13 @@ def main(runs: Path, out: Path) -> None:
                 "reference": float(np.mean(reference)), "gap": gap,
                 "gap_fraction": gap / float(np.mean(ff - reference)),
                 "grad_max": float(norms.max()), "grad_mean": float(norms.mean()),
+                "s_mean": float(eigenvalues.mean()), "s_max": float(eigenvalues.max()),
                 "seconds": round(seconds, 2),
             })  # fmt: skip
             print(
                 f"{name:9s} {label:52s} F = {np.mean(energy):.5f} (ff {np.mean(ff):.5f}, ref "
-                f"{np.mean(reference):.5f}) gap {gap:.2e} |∇F| max {norms.max():.2e}",
+                f"{np.mean(reference):.5f}) gap {gap:.2e} |∇F| max {norms.max():.2e} "
+                f"S mean {eigenvalues.mean():.2f}",
                 flush=True,
             )
         tmp = out.with_suffix(".tmp")
