@@ -14,28 +14,34 @@ COLUMNS = (
     "wall_seconds",
     "seconds_per_step",
     "steps",
+    "status",
+    "diverged_at_step",
 )
 
 
 def main(runs: Path, out: Path) -> None:
     rows = []
-    for name in ("bp", "epc", "equilibrium"):
+    for name in ("bp", "epc", "equilibrium", "equilibrium-half-step"):
         summary = json.loads((runs / name / "summary.json").read_text())
-        if summary.get("status") != "completed":
-            raise SystemExit(f"{runs / name} is not completed (status {summary.get('status')!r})")
-        rows.append({"name": name, **{c: summary[c] for c in COLUMNS[1:]}})
+        if summary.get("status") not in ("completed", "diverged"):
+            raise SystemExit(f"{runs / name} is unfinished (status {summary.get('status')!r})")
+        rows.append({"name": name, **{c: summary.get(c) for c in COLUMNS[1:]}})
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out)
-    print("| configuration | test accuracy (%) | min train loss | wall (s) | s/step |")
+    print("| configuration | final / best test accuracy (%) | min train loss | wall (s) | status |")
     print("|---|---|---|---|---|")
     for row in rows:
+        final = "–" if row["test_accuracy"] is None else f"{100 * row['test_accuracy']:.2f}"
+        status = row["status"]
+        if row["diverged_at_step"] is not None:
+            status += f" at step {row['diverged_at_step']}"
         print(
-            f"| {row['name']} | {100 * row['test_accuracy']:.2f} | {row['min_train_loss']:.4f} "
-            f"| {row['wall_seconds']:.0f} | {row['seconds_per_step']:.3f} |"
+            f"| {row['name']} | {final} / {100 * row['best_test_accuracy']:.2f} | "
+            f"{row['min_train_loss']:.4f} | {row['wall_seconds']:.0f} | {status} |"
         )
 
 

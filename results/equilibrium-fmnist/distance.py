@@ -2,8 +2,8 @@
 `python results/equilibrium-fmnist/distance.py RUNS CSV`.
 
 For the network at initialisation and at the kept checkpoints of the equilibrium run (steps
-100, 300, 937), on one fixed batch (the first 64 Fashion-MNIST training images), each inference
-setting is run from the feedforward pass and measured where the weights would update:
+100, 300 and the last one), on one fixed batch (the first 64 Fashion-MNIST training images),
+each inference setting is run from the feedforward pass and measured where the weights would update:
 
 - `energy`: the batch-mean energy $\\bar F$ there, and `energy_feedforward`, at the start
   (the loss);
@@ -104,9 +104,11 @@ def networks(runs: Path, data):
         "step 0",
         lambda: config.build_network(shape, data.num_classes, key=key, dtype=jnp.float32),
     )
-    for steps in (100, 300, 937):
-        path = runs / "checkpoints" / f"equilibrium-{steps}.npz"
-        yield f"step {steps}", lambda path=path: mupc.load_network(path)
+    for kept in ("100", "300", "last"):
+        path = runs / "checkpoints" / f"equilibrium-{kept}.npz"
+        with np.load(path) as stored:
+            step = int(stored["step"])
+        yield f"step {step}", lambda path=path: mupc.load_network(path)
 
 
 def main(runs: Path, out: Path) -> None:
