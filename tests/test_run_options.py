@@ -83,7 +83,7 @@ def test_train_examples_keeps_the_first_examples(tmp_path):
     "fields, match",
     [
         ({"network": "cnn"}, r"network.*\['mlp', 'conv', 'transformer'\]"),
-        ({"inference": "ep"}, r"inference.*\['pc', 'epc'\]"),
+        ({"inference": "ep"}, r"inference.*\['pc', 'epc', 'epc-then-pc'\]"),
         ({"trainable_top": 9, "depth": 8}, r"trainable_top.*\[0, depth = 8\]"),
         ({"trainable_top": 1, "network": "conv"}, "needs network='mlp'"),
         ({"train_examples": 0}, "train_examples"),
