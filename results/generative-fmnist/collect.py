@@ -6,7 +6,10 @@ PCA baseline is `RUNS/pca.json` (`mupc generative pca --out`), the class-mean fl
 generation `RUNS/class-means.json` (`class_means.py`), the closed-form check of a
 linear decoder `RUN/linear-check.json` (`linear_check.py`), a run evaluated again at another
 activity step `RUN/reevaluate-*.json` (`reevaluate.py`: a row of its own, "re-evaluated", whose
-`activity_lr` and `eval_steps` are those of the evaluation), and a run that failed
+`activity_lr` and `eval_steps` are those of the evaluation), a supervised run classified again
+under another protocol `RUN/classify-*.json` (`classify.py`: a row "re-classified" with its
+activity optimiser, label start and, when measured, the least-energy class's accuracy), and a
+run that failed
 `RUN/failed.txt` (its error in `test_mse`).
 
 The runs with a time budget (`time-*`, incremental PC against PC) also give their test MSE
@@ -42,6 +45,9 @@ COLUMNS = (
     "amortiser_accuracy",
     "hybrid_accuracy",
     "generator_accuracy",
+    "activity_optimizer",
+    "label_start",
+    "energy_accuracy",
     "alpha_f",
     "update",
     "time_budget",
@@ -81,6 +87,7 @@ def row(folder: Path) -> dict | None:
         "amortiser_accuracy": summary.get("amortiser_accuracy", ""),
         "hybrid_accuracy": summary.get("hybrid_accuracy", ""),
         "generator_accuracy": summary.get("generator_accuracy", ""),
+        "activity_optimizer": run.get("activity_optimizer", "sgd"),
         "alpha_f": run["alpha_f"] if run["variant"] == "bpc" else "",
         "update": run.get("update", "after-inference"),
         "time_budget": run.get("time_budget") or "",
@@ -141,6 +148,19 @@ def main(runs: Path, out: Path) -> None:
                                  "test_accuracy": numbers.get("test_accuracy", ""),
                                  "exact_projection_test_mse": "",
                                  "eval_seconds": round(numbers["eval_seconds"], 1)})  # fmt: skip
+                for again in sorted(folder.glob("classify-*.json")):  # classify.py
+                    numbers = json.loads(again.read_text())
+                    seconds = numbers["eval_seconds"] + numbers.get("energy_seconds", 0.0)
+                    rows.append({**found, "name": f"{folder.name} re-classified",
+                                 "activity_lr": numbers["activity_lr"],
+                                 "eval_steps": numbers["eval_steps"],
+                                 "eval_examples": numbers["eval_examples"],
+                                 "activity_optimizer": numbers["activity_optimizer"],
+                                 "label_start": numbers["label_start"],
+                                 "test_accuracy": numbers["test_accuracy"],
+                                 "energy_accuracy": numbers.get("energy_accuracy", ""),
+                                 "test_generation_mse": "",
+                                 "eval_seconds": round(seconds, 1)})  # fmt: skip
         elif (folder / "failed.txt").exists() and (folder / "config.json").exists():
             run = json.loads((folder / "config.json").read_text())
             error = (folder / "failed.txt").read_text().strip()

@@ -148,6 +148,42 @@ run discriminative-H2 discriminative $SUP
 # Classification by inference evaluated again with more inference steps.
 reeval supervised-H2 0.03 500
 reeval supervised-H2 0.1 500
+# What closes the gap (or not): classification by inference again under other protocols
+# (classify.py: inference steps, activity step and optimiser, where the label starts; --energy
+# adds the least-energy class, C clamped inferences per image), and training with longer
+# inference (T = 100), for 5 epochs (discriminative PC too), and on the offline MNIST sample.
+cls() {  # name tag flags...
+  name=$1; f="$OUT/$1/classify-$2.json"; shift 2
+  [ -f "$f" ] || $PY $HERE/classify.py "$OUT/$name" "$@" --out "$f"
+}
+cls supervised-H2 sgd-0.03-500-uniform --activity-lr 0.03 --eval-steps 500 --energy
+cls supervised-H2 sgd-0.03-2000-uniform --activity-lr 0.03 --eval-steps 2000
+cls supervised-H2 sgd-0.03-500-zeros --activity-lr 0.03 --eval-steps 500 --label-start zeros
+cls supervised-H2 sgd-0.03-500-normal --activity-lr 0.03 --eval-steps 500 --label-start normal
+cls supervised-H2 adam-0.01-500-uniform --activity-lr 0.01 --eval-steps 500 \
+  --activity-optimizer adam
+cls supervised-H2 sgd-0.05-1000-uniform --activity-lr 0.05 --eval-steps 1000
+SUPX="-H 2 -N 256 --activation tanh --param sp --inference gd --activity-lr 0.03"
+run supervised-H2-T100 supervised $SUPX -T 100 --epochs 1 --eval-steps 500
+run supervised-H2-5ep supervised $SUPX -T 20 --epochs 5 --eval-steps 500 --eval-every 1874
+run discriminative-H2-5ep discriminative $SUPX -T 20 --epochs 5 --eval-every 1874
+# Five epochs at 0.03 push the activity step past stability (in training and at evaluation):
+# the same five epochs with Adam on the activities (a step bounded per coordinate).
+run supervised-H2-5ep-adam supervised $SUPX -T 20 --epochs 5 --eval-steps 500 --eval-every 1874 \
+  --activity-optimizer adam --activity-lr 0.01
+cls supervised-H2 adam-0.01-2000-uniform --activity-lr 0.01 --eval-steps 2000 \
+  --activity-optimizer adam
+for name in supervised-H2-T100 supervised-H2-5ep supervised-H2-5ep-adam; do
+  cls $name adam-0.01-500-uniform --activity-lr 0.01 --eval-steps 500 --activity-optimizer adam
+done
+cls supervised-H2-5ep sgd-0.01-2000-uniform --activity-lr 0.01 --eval-steps 2000
+cls supervised-H2-T100 adam-0.01-500-uniform-energy --activity-lr 0.01 --eval-steps 500 \
+  --activity-optimizer adam --energy
+cls supervised-H2 adam-0.01-500-normal --activity-lr 0.01 --eval-steps 500 \
+  --activity-optimizer adam --label-start normal
+MS="-H 2 -N 256 --activation tanh --param sp --inference gd --activity-lr 0.03 -T 20 --epochs 10"
+run mnist-supervised-H2 supervised $MS --eval-steps 500 --dataset mnist-sample
+run mnist-discriminative-H2 discriminative $MS --dataset mnist-sample
 
 # 5. Bidirectional PC at α_f ∈ {1, 1e-3} (α_b = 1) and 6. hybrid PC, the same network size as
 # section 4 (two networks: label → image and image → label), 1 epoch each.
