@@ -135,13 +135,27 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(f"mupc {args.command}", args.run, args)
 
 
+def host_devices(args: argparse.Namespace) -> int:
+    """The CPU host devices a command's process asks XLA for: `--devices K` (K / P with
+    `--num-processes P`); for `mupc train` without it (``auto``), one per usable core, so
+    that the run can measure one device against all of them; else 1."""
+    from ._parallel.placement import usable_cores
+
+    devices = getattr(args, "devices", None)
+    processes = getattr(args, "num_processes", None) or 1
+    if isinstance(devices, int):
+        return max(1, devices // processes)
+    several = getattr(args, "distributed", False) or getattr(args, "coordinator", None)
+    if args.command == "train" and devices in (None, "auto") and not several and processes == 1:
+        return usable_cores()
+    return 1
+
+
 def console_main() -> int:
-    """Entry point of the `mupc` executable: a fresh process, so `--devices K` can still ask
-    XLA for K CPU host devices before JAX starts (K / P with `--num-processes P`)."""
+    """Entry point of the `mupc` executable: a fresh process, so `--devices K` (or `auto`,
+    one per core) can still ask XLA for CPU host devices before JAX starts."""
     args, _ = build_parser().parse_known_args()
-    # `--devices K` counts the devices of all `--num-processes P` processes: K / P each.
-    devices = getattr(args, "devices", None) or 1
-    _simulate_cpu_devices(max(1, devices // (getattr(args, "num_processes", None) or 1)))
+    _simulate_cpu_devices(host_devices(args))
     return main()
 
 

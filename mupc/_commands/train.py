@@ -8,6 +8,7 @@ This module only parses arguments: the choices come from the library's registrie
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal
 
 from .. import _published as published
 from ..experiments import _config
@@ -435,16 +436,29 @@ def _distributed(args: argparse.Namespace) -> bool:
     )
 
 
-def _devices(args: argparse.Namespace) -> int:
-    """K: `--devices`, else every device of every process with `jax.distributed`, else 1."""
+def device_count(text: str) -> int | Literal["auto"]:
+    """`--devices`: ``auto`` or an integer ≥ 1."""
+    if text == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a positive integer, got {text!r}"
+        ) from None
+
+
+def _devices(args: argparse.Namespace) -> int | Literal["auto"]:
+    """K: `--devices`, else every device of every process with `jax.distributed`, else
+    ``"auto"`` (one device or one per core, measured: `mupc.experiments._placement`)."""
     devices = getattr(args, "devices", None)
-    if devices is not None:
+    if devices is not None and devices != "auto":
         return devices
     if _distributed(args):
         import jax
 
         return jax.device_count()
-    return 1
+    return "auto"
 
 
 def _run(args) -> int:
@@ -492,9 +506,12 @@ def register(subparsers) -> None:
     scale = parser.add_argument_group("devices")
     scale.add_argument(
         "--devices",
-        type=positive_int,
-        help="train on K devices (default 1, or with several processes all of their devices); "
-        "on CPU mupc simulates K host devices (K / P per process)",
+        type=device_count,
+        metavar="K",
+        help="train on K devices; on CPU mupc simulates K host devices (K / P per process). "
+        "Default auto: on a CPU, one device or one per core, whichever a few timed steps "
+        "find faster (cached per machine and network; docs/tutorials/parallel.md); with "
+        "several processes, all of their devices",
     )
     scale.add_argument(
         "--parallel",

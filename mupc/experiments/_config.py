@@ -170,7 +170,9 @@ class RunConfig:
     - `loss`: `"mse"` or `"cross-entropy"`.
     - `devices`, `parallel`: train on K devices with `mupc.ParallelTrainer`, splitting the
       batch (`"data"`), the hidden layers (`"layers"`, PC only) or both (`"both"`); K = 1 is
-      ordinary single-device training. A run may resume on a different K.
+      ordinary single-device training; `"auto"` (`mupc train`'s default) measures one device
+      against all the CPU devices present and takes the faster (`run_experiment` records the
+      choice in the summary's `placement`). A run may resume on a different K.
     - `divergence_threshold`: the run is stopped as diverged when its training loss, or its
       energy before or after inference, exceeds this multiple of its value at the first step
       (default 1e3), or stops being finite; None keeps only the non-finite test.
@@ -214,7 +216,7 @@ class RunConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     loss: str = "mse"
-    devices: int = 1
+    devices: int | Literal["auto"] = 1
     parallel: ParallelMode = "data"
     divergence_threshold: float | None = DIVERGENCE_THRESHOLD
 
@@ -263,7 +265,13 @@ class RunConfig:
                     f"`trainable_top` must be an integer in [0, depth = {self.depth}] or None, "
                     f"got {self.trainable_top!r}."
                 )
-        _check_positive("devices", self.devices)
+        if self.devices != "auto":
+            try:
+                _check_positive("devices", self.devices)
+            except ValueError:
+                raise ValueError(
+                    f"`devices` must be a positive integer or 'auto', got {self.devices!r}."
+                ) from None
         _check_positive("checkpoint_every", self.checkpoint_every)
         _check_positive("lr", self.lr, integer=False)
         _check_positive("activity_lr", self.activity_lr, integer=False)

@@ -81,9 +81,12 @@ def placement(trainer, config: RunConfig):
     `config.devices` devices, which may belong to several processes), how to get an ordinary
     `TrainState` back for evaluation and checkpoints, and the rows of each batch that this
     process feeds it (all of them with one process). Raises `ValueError` (K too large, or not
-    dividing the batch) before any data is touched."""
+    dividing the batch) before any data is touched. `config.devices` must be a number
+    (``"auto"`` is resolved first: `mupc.experiments._placement`)."""
     import jax
 
+    if config.devices == "auto":
+        raise ValueError("`placement` needs a number of devices; resolve devices='auto' first.")
     if config.devices == 1 and jax.process_count() == 1:
         return trainer, lambda state: state, slice(None)
     from .._parallel import ParallelTrainer, device_mesh

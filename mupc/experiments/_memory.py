@@ -83,7 +83,7 @@ def check_fits_in_memory(config: RunConfig, input_shape: tuple[int, ...], output
     """**Raises:** `ValueError` with the estimate if the run cannot fit in memory; returns
     the `MemoryEstimate` otherwise."""
     estimate = estimate_memory(config, input_shape, output_dim)
-    limit, where = device_memory(config.devices)
+    limit, where = device_memory(1 if config.devices == "auto" else config.devices)
     if limit is not None and estimate.total > limit:
         raise ValueError(
             f"-H {config.depth} -N {config.width} (batch {config.batch_size}) cannot fit in "

@@ -8,7 +8,9 @@ that was never interrupted.
 """
 
 import contextlib
+import dataclasses
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +18,18 @@ from pathlib import Path
 from .._atomic import write_json_atomic
 from ._config import RunConfig, num_batches_per_epoch
 from ._divergence import Monitor
-from ._loop import Loop, build_trainer, initial_state, placement, restore, train_loop
+from ._loop import (
+    Loop,
+    _batch_stream,
+    build_trainer,
+    initial_state,
+    placement,
+    restore,
+    train_loop,
+)
 from ._memory import check_fits_in_memory
 from ._output import claim_output, write_config
+from ._placement import network_signature, resolve_placement, with_devices
 from ._run_data import load_run_data, note_data_folder
 from ._summary import RunSummary, summarise
 
@@ -101,9 +112,11 @@ def _run(config, files, resume, progress, provenance, dataset, tracking, started
             finished = RunSummary.read(files.summary)
             if finished.diverged or finished.steps == total:
                 return finished
-        check_fits_in_memory(config, data.train_images.shape[1:], data.num_classes)
+        sized = config if config.devices != "auto" else with_devices(config, 1)
+        check_fits_in_memory(sized, data.train_images.shape[1:], data.num_classes)
         trainer = build_trainer(config)
-        stepper, plain, rows = placement(trainer, config)
+        if config.devices != "auto":
+            placement(trainer, config)  # a bad K is an error before the state is built
         state, tracker = restore(files, resume, initial_state(config, data, trainer))
         start = int(state.step)
         if start > total:
@@ -111,8 +124,18 @@ def _run(config, files, resume, progress, provenance, dataset, tracking, started
                 f"The checkpoint in {str(out)!r} is at step {start}, beyond the requested "
                 f"{total} steps; ask for at least as many steps."
             )
+        chosen = resolve_placement(
+            config,
+            _calibration_steps(config, data, trainer, state, per_epoch),
+            network_signature(config, data.train_images.shape[1:], data.num_classes),
+            total - start,
+            log=_say if progress else lambda line: None,
+        )
+        if progress and config.devices == "auto":
+            _say(chosen.describe())
+        stepper, plain, rows = placement(trainer, with_devices(config, chosen.devices))
         if files is not None and files.writes:
-            write_config(files, config, data, provenance)
+            write_config(files, config, data, {**(provenance or {}), "placement": chosen.to_dict()})
         loop = Loop(
             config, data, files, stepper, plain, trainer.loss,
             stepper.shard(state) if stepper is not trainer else state,
@@ -121,7 +144,33 @@ def _run(config, files, resume, progress, provenance, dataset, tracking, started
             rows,
         )  # fmt: skip
         divergence = train_loop(loop)
-        summary = summarise(loop, divergence, started)
+        summary = dataclasses.replace(
+            summarise(loop, divergence, started), placement=chosen.to_dict()
+        )
     if files is not None and files.writes:
         write_json_atomic(files.summary, summary.to_dict())
     return summary
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _calibration_steps(config: RunConfig, data, trainer, state, per_epoch: int):
+    """`steps(K)`: a function running one training step of the run's next batch on K devices
+    (discarding the new state), for `resolve_placement`."""
+
+    def steps(count: int):
+        import jax
+
+        stepper, _, rows = placement(trainer, with_devices(config, count))
+        placed = stepper.shard(state) if stepper is not trainer else state
+        start = int(state.step)
+        _, inputs, targets = next(_batch_stream(config, data, start, start + 1, per_epoch))
+
+        def step():
+            jax.block_until_ready(stepper.step(placed, inputs[rows], targets[rows]))
+
+        return step
+
+    return steps

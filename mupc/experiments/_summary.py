@@ -39,6 +39,10 @@ class RunSummary:
     - `test_loss_per_position`: for a language model, the final test loss per character
       (with the cross-entropy loss: nats per character; its exponential is the perplexity);
       None otherwise.
+    - `placement`: the devices the last piece trained on and how they were chosen:
+      ``{"devices": K, "chosen_by": "calibration" | "cache" | "flag" | "default",
+      "seconds_per_step": {"1": s, "K": s} (measured, else null), "reason": ...}``
+      (`mupc._parallel.placement.Placement`); None in summaries of older versions.
     - `peak_memory_mb`: the process's peak resident memory (MiB) when the summary was written
       (the host's; on a GPU the device memory is not included); None where the platform does
       not report it. A resumed run reports its last piece.
@@ -65,6 +69,7 @@ class RunSummary:
     data_dir: str | None = None
     test_loss_per_position: float | None = None
     peak_memory_mb: float | None = None
+    placement: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.status not in ("completed", "diverged"):
