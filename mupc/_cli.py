@@ -137,16 +137,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def host_devices(args: argparse.Namespace) -> int:
     """The CPU host devices a command's process asks XLA for: `--devices K` (K / P with
-    `--num-processes P`); for `mupc train` without it (``auto``), one per usable core, so
-    that the run can measure one device against all of them; else 1."""
+    `--num-processes P`; or ``$MUPC_DEVICES``); for `mupc train` without it (``auto``), one
+    per usable core, so that the run can measure one device against all of them; else 1.
+
+    **Raises:** `ValueError` for a malformed ``$MUPC_DEVICES``."""
+    from ._commands.train import requested_devices
     from ._parallel.placement import usable_cores
 
-    devices = getattr(args, "devices", None)
+    if args.command != "train":
+        return 1
+    devices = requested_devices(args)
     processes = getattr(args, "num_processes", None) or 1
     if isinstance(devices, int):
         return max(1, devices // processes)
     several = getattr(args, "distributed", False) or getattr(args, "coordinator", None)
-    if args.command == "train" and devices in (None, "auto") and not several and processes == 1:
+    if devices == "auto" and not several and processes == 1:
         return usable_cores()
     return 1
 
@@ -155,7 +160,11 @@ def console_main() -> int:
     """Entry point of the `mupc` executable: a fresh process, so `--devices K` (or `auto`,
     one per core) can still ask XLA for CPU host devices before JAX starts."""
     args, _ = build_parser().parse_known_args()
-    _simulate_cpu_devices(host_devices(args))
+    try:
+        _simulate_cpu_devices(host_devices(args))
+    except ValueError as error:
+        print(f"mupc {args.command}: error: {one_line(str(error))}", file=sys.stderr)
+        return 2
     return main()
 
 

@@ -9,6 +9,9 @@ import pytest
 
 # Ray (tests/test_sweep_ray.py) must not send usage statistics from test runs.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# `mupc train` processes started by tests train on one device, as they always did, instead of
+# timing one device against one per core (and writing the user's placement cache).
+os.environ.setdefault("MUPC_DEVICES", "1")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")

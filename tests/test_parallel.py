@@ -236,7 +236,7 @@ def _cli_worker() -> dict:
         return json.loads((root / name / "summary.json").read_text())
 
     found = {"codes": {}}
-    found["codes"]["single"] = train("single", "--steps", "6")
+    found["codes"]["single"] = train("single", "--steps", "6", "--devices", "1")
     found["codes"]["layers"] = train(
         "layers", "--steps", "6", "--devices", "4", "--parallel", "layers"
     )
@@ -246,10 +246,13 @@ def _cli_worker() -> dict:
     found["codes"]["resume-2"] = train(
         "resumed", "--steps", "6", "--devices", "4", "--parallel", "layers", "--resume"
     )
+    # --devices auto: a cache entry for this machine and shape saying 4 devices is taken.
+    found["codes"]["auto"] = _cached_auto_run(train, tiny, root / "placement.json")
+    found["auto_placement"] = summary("auto")["placement"]
     reference = arrays("single")
     found["scale"] = float(max(np.abs(v).max() for v in reference.values()))
     found["differences"], found["accuracy"] = {}, {}
-    for name in ("layers", "both", "resumed"):
+    for name in ("layers", "both", "resumed", "auto"):
         other = arrays(name)
         assert sorted(other) == sorted(reference)
         found["differences"][name] = float(
@@ -266,6 +269,23 @@ def _cli_worker() -> dict:
         ),
     }
     return found
+
+
+def _cached_auto_run(train, tiny: list[str], path) -> tuple[int, str]:
+    """`mupc train --devices auto` with a placement cache at `path` that says 4 devices."""
+    from mupc._cli import build_parser
+    from mupc._commands.train import config_from_args
+    from mupc._parallel import placement as pl
+    from mupc.experiments._placement import network_signature
+
+    flags = [*tiny, "--steps", "6", "--devices", "auto"]
+    config = config_from_args(build_parser().parse_args([*flags, "--out", "x"]))
+    machine = pl.machine_fingerprint()
+    key = pl.cache_key(machine, network_signature(config, (64,), 10))
+    cached = pl.Placement(4, pl.ChosenBy.CALIBRATION, {1: 0.2, 4: 0.1})
+    pl.PlacementCache(path).store(key, cached, machine, {})
+    os.environ[pl.CACHE_ENV] = str(path)
+    return train("auto", *flags[len(tiny) :])
 
 
 # --------------------------------------------------------------------------- tests
@@ -380,12 +400,18 @@ def test_errors(results, case, message):
     assert re.search(message, results["errors"][case])
 
 
-@pytest.mark.parametrize("case", ["single", "layers", "both", "resume-1", "resume-2"])
+@pytest.mark.parametrize("case", ["single", "layers", "both", "resume-1", "resume-2", "auto"])
 def test_cli_runs(results, case):
     assert results["cli"]["codes"][case] == [0, ""]
 
 
-@pytest.mark.parametrize("case", ["layers", "both", "resumed"])
+def test_cli_auto_takes_the_cached_placement(results):
+    placed = results["cli"]["auto_placement"]
+    assert placed["devices"] == 4 and placed["chosen_by"] == "cache"
+    assert placed["seconds_per_step"] == {"1": 0.2, "4": 0.1}
+
+
+@pytest.mark.parametrize("case", ["layers", "both", "resumed", "auto"])
 def test_cli_parallel_run_equals_single_device_run(results, case):
     cli = results["cli"]
     assert cli["differences"][case] < 1e-5 * max(1.0, cli["scale"])

@@ -6,6 +6,7 @@ This module only parses arguments: the choices come from the library's registrie
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -436,6 +437,10 @@ def _distributed(args: argparse.Namespace) -> bool:
     )
 
 
+# The environment variable that sets `--devices`' default (`auto` when unset).
+DEVICES_ENV = "MUPC_DEVICES"
+
+
 def device_count(text: str) -> int | Literal["auto"]:
     """`--devices`: ``auto`` or an integer ≥ 1."""
     if text == "auto":
@@ -448,11 +453,28 @@ def device_count(text: str) -> int | Literal["auto"]:
         ) from None
 
 
-def _devices(args: argparse.Namespace) -> int | Literal["auto"]:
-    """K: `--devices`, else every device of every process with `jax.distributed`, else
-    ``"auto"`` (one device or one per core, measured: `mupc.experiments._placement`)."""
+def requested_devices(args: argparse.Namespace) -> int | Literal["auto"]:
+    """`--devices`, else ``$MUPC_DEVICES``, else ``"auto"``.
+
+    **Raises:** `ValueError` naming ``MUPC_DEVICES`` when it is neither ``auto`` nor a
+    positive integer.
+    """
     devices = getattr(args, "devices", None)
-    if devices is not None and devices != "auto":
+    if devices is not None:
+        return devices
+    text = os.environ.get(DEVICES_ENV, "").strip() or "auto"
+    try:
+        return device_count(text)
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"${DEVICES_ENV}: {error}") from None
+
+
+def _devices(args: argparse.Namespace) -> int | Literal["auto"]:
+    """K: `--devices` (or ``$MUPC_DEVICES``), else every device of every process with
+    `jax.distributed`, else ``"auto"`` (one device or one per core, measured:
+    `mupc.experiments._placement`)."""
+    devices = requested_devices(args)
+    if devices != "auto":
         return devices
     if _distributed(args):
         import jax
@@ -511,7 +533,7 @@ def register(subparsers) -> None:
         help="train on K devices; on CPU mupc simulates K host devices (K / P per process). "
         "Default auto: on a CPU, one device or one per core, whichever a few timed steps "
         "find faster (cached per machine and network; docs/tutorials/parallel.md); with "
-        "several processes, all of their devices",
+        "several processes, all of their devices. $MUPC_DEVICES sets the default",
     )
     scale.add_argument(
         "--parallel",
