@@ -137,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def host_devices(args: argparse.Namespace) -> int:
     """The CPU host devices a command's process asks XLA for: `--devices K` (K / P with
-    `--num-processes P`; or ``$MUPC_DEVICES``); for `mupc train` without it (``auto``), one
-    per usable core, so that the run can measure one device against all of them; else 1.
+    `--num-processes P`; or ``$MUPC_DEVICES``); for `mupc train` without it (``auto``), and
+    for `mupc sweep --workers 1` (its runs train in this process), one per usable core, so
+    that a run can measure one device against all of them; else 1.
 
     **Raises:** `ValueError` for a malformed ``$MUPC_DEVICES``."""
     from ._commands.train import requested_devices
     from ._parallel.placement import usable_cores
 
-    if args.command != "train":
+    in_process_sweep = args.command == "sweep" and getattr(args, "workers", None) == 1
+    if args.command != "train" and not in_process_sweep:
         return 1
     devices = requested_devices(args)
     processes = getattr(args, "num_processes", None) or 1

@@ -240,3 +240,19 @@ def test_train_records_the_placement_in_summary_and_config(tmp_path, capsys, mon
     with pytest.raises(SystemExit):
         main(["train", *TINY, "--devices", "all"])
     assert "expected 'auto' or a positive integer, got 'all'" in capsys.readouterr().err
+
+
+def test_sweep_workers_with_cores_to_themselves_get_one_host_device_per_core(monkeypatch):
+    from mupc._commands.sweep import _placed
+    from mupc.experiments._sweep import WORKER_ENV, SweepRun, worker_env
+
+    assert worker_env([0, 1]) == {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    assert worker_env([3]) == WORKER_ENV and worker_env([]) == WORKER_ENV
+    monkeypatch.delenv(DEVICES_ENV, raising=False)
+    assert host_devices(_parsed("sweep", "depth", "--workers", "1")) == pl.usable_cores()
+    assert host_devices(_parsed("sweep", "depth")) == 1
+    runs = [SweepRun("a", RunConfig(), {})]
+    assert _placed(runs)[0].config.devices == "auto"
+    monkeypatch.setenv(DEVICES_ENV, "1")
+    assert _placed(runs)[0].config.devices == 1
+    assert host_devices(_parsed("sweep", "depth", "--workers", "1")) == 1

@@ -4,6 +4,7 @@ This module only parses arguments; choices come from the registries (through
 `mupc.experiments._config`) and the presets, the work is `mupc.experiments.run_sweep`.
 """
 
+import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -78,6 +79,19 @@ def _overrides(args, preset):
     return dataclasses.replace(preset, **changes)
 
 
+def _placed(runs: list) -> list:
+    """Every run on `$MUPC_DEVICES` devices, by default ``auto``: a worker with several cores
+    to itself (one host device each) measures one device against them; a worker with one core
+    has one device."""
+    from .train import requested_devices
+
+    devices = requested_devices(argparse.Namespace())
+    return [
+        dataclasses.replace(run, config=dataclasses.replace(run.config, devices=devices))
+        for run in runs
+    ]
+
+
 def _backend(args) -> dict:
     return {"backend": args.backend, "address": args.address}
 
@@ -101,8 +115,8 @@ def _run_depth(args) -> int:
             changes[name] = tuple(value) if name in ("depths", "methods") else value
     preset = dataclasses.replace(preset, **changes)
     out = Path(args.out or f"runs/depth-{args.preset}-{args.activation}")
-    runs = depth_runs(
-        preset, data_dir=args.data_dir, divergence_threshold=args.divergence_threshold
+    runs = _placed(
+        depth_runs(preset, data_dir=args.data_dir, divergence_threshold=args.divergence_threshold)
     )
     try:
         results = run_sweep(
@@ -150,12 +164,14 @@ def _run_transfer(args) -> int:
             changes[name] = getattr(args, name)
     preset = dataclasses.replace(preset, **changes)
     out = Path(args.out or f"runs/transfer-{args.preset}-{args.param}-{args.activation}")
-    runs = transfer_runs(
-        preset,
-        parameterisation=args.param,
-        activation=args.activation,
-        data_dir=args.data_dir,
-        divergence_threshold=args.divergence_threshold,
+    runs = _placed(
+        transfer_runs(
+            preset,
+            parameterisation=args.param,
+            activation=args.activation,
+            data_dir=args.data_dir,
+            divergence_threshold=args.divergence_threshold,
+        )
     )
     try:
         results = run_sweep(

@@ -140,21 +140,29 @@ class WorkerPool:
       workers get disjoint groups of them: worker i gets `cores[i::workers]`, e.g. one core
       each when there are as many workers as cores, both cores of a 2-core machine for a
       single worker.
-    - `env`: environment variables set in each worker before its first task.
+    - `env`: environment variables set in each worker before its first task, or a function
+      of the worker's group of cores returning them.
     """
 
-    def __init__(self, workers: int, cores: list[int] | None = None, env: dict | None = None):
+    def __init__(
+        self,
+        workers: int,
+        cores: list[int] | None = None,
+        env: dict | Callable[[list[int]], dict] | None = None,
+    ):
         self._context = multiprocessing.get_context("spawn")
         self._groups = core_groups(list(cores or []), workers)
-        self._env = dict(env or {})
+        self._env = env if callable(env) else dict(env or {})
         self._workers: list[tuple[Any, Connection]] = []
         for index in range(workers):
             self._workers.append(self._start(index))
 
     def _start(self, index: int):
         parent, child = self._context.Pipe()
+        group = self._groups[index]
+        env = self._env(group) if callable(self._env) else self._env
         process = self._context.Process(
-            target=_worker, args=(child, os.getpid(), self._groups[index], self._env), daemon=True
+            target=_worker, args=(child, os.getpid(), group, env), daemon=True
         )
         # The child inherits the blocked SIGINT and ignores it before unblocking it, so a
         # Ctrl-C while it starts cannot print a traceback there; here it is delivered after.

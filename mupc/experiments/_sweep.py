@@ -67,6 +67,15 @@ WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 WORKER_ENV = {"XLA_FLAGS": WORKER_XLA_FLAGS, "OMP_NUM_THREADS": "1"}
 
 
+def worker_env(group: list[int]) -> dict[str, str]:
+    """The environment of a pool worker pinned to the cores `group`: one CPU host device per
+    core for a worker with several cores to itself, so that its runs with ``devices="auto"``
+    can measure one device against them; else `WORKER_ENV` (one core, or no pinning)."""
+    if len(group) > 1:
+        return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={len(group)}"}
+    return WORKER_ENV
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
     """One run of a sweep: a folder-safe `run_id`, its `RunConfig`, and `labels` (the values
@@ -304,8 +313,7 @@ def _run_in_pool(todo: list[SweepRun], out: Path, workers: int, finished) -> Non
 
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     workers = min(workers, len(todo))
-    env = WORKER_ENV if workers >= len(cores) else {}
-    pool = WorkerPool(workers, cores, env)
+    pool = WorkerPool(workers, cores, worker_env)
     tasks = [
         (run, _execute, (run.config.to_dict(), str(out / "runs" / run.run_id))) for run in todo
     ]
