@@ -226,7 +226,8 @@ class CorruptCache(ValueError):
 @dataclasses.dataclass(frozen=True)
 class PlacementCache:
     """Measured placements, one JSON file: ``{"version": 1, "entries": {key: entry}}``, each
-    entry ``{"machine", "network", "devices", "seconds_per_step", "measured"}``.
+    entry ``{"machine", "network", "devices", "seconds_per_step", "measured",
+    "load_average"}`` (the 1-minute load average when it was measured).
 
     Written atomically (`mupc._atomic`): a reader sees the old file or the new one. Two runs
     storing at once may lose one entry (measured again next time), never the file.
@@ -300,6 +301,8 @@ class PlacementCache:
             "devices": placement.devices,
             "seconds_per_step": placement.to_dict()["seconds_per_step"],
             "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            # A choice measured on a busy machine may differ from an idle one's: say how busy.
+            "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path, {"version": _CACHE_VERSION, "entries": entries})
