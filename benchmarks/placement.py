@@ -21,7 +21,9 @@ devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`) runs the one-devi
 fast as a plain process. Each round starts one plain process and one two-device process (in a
 rotated order), each timing `--repeats` steps of the one-device μPC step (the second also of
 the two-device data-parallel step, alternating); it prints the median wall and CPU seconds
-per step of each.
+per step of each, and `busy_threads`, the median number of threads that did at least a quarter
+of the busiest thread's work in a step (from `/proc/self/task`; a count that the load of a
+shared machine does not change, unlike the wall time).
 """
 
 import argparse
@@ -74,6 +76,23 @@ def run_once(name: str, flags: list[str], args, folder: Path, env: dict) -> dict
     }
 
 
+def _thread_ticks() -> dict[str, int]:
+    """CPU ticks (user + system) of each thread of this process so far (Linux; {} elsewhere)."""
+    ticks = {}
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return ticks
+    for thread in threads:
+        try:
+            with open(f"/proc/self/task/{thread}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[thread] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def _in_process_child(depth: int, width: int, repeats: int) -> None:
     """One process's medians: the one-device step, and with two host devices also the
     two-device step (alternating with it)."""
@@ -103,19 +122,27 @@ def _in_process_child(depth: int, width: int, repeats: int) -> None:
         jax.block_until_ready(metrics.loss)
     wall: dict[str, list[float]] = {name: [] for name in runners}
     cpu: dict[str, list[float]] = {name: [] for name in runners}
+    busy: dict[str, list[int]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, runner in runners.items():
             started, started_cpu = time.perf_counter(), time.process_time()
+            ticks = _thread_ticks()
+            # Wait for the whole new state: with two devices, one device's part of the
+            # metrics can be ready while the other is still computing its half.
             states[name], metrics = runner.step(states[name], inputs, targets)
-            jax.block_until_ready(metrics.loss)
+            jax.block_until_ready((states[name], metrics))
             wall[name].append(time.perf_counter() - started)
             cpu[name].append(time.process_time() - started_cpu)
+            after = _thread_ticks()
+            moved = sorted((after[t] - ticks.get(t, 0) for t in after), reverse=True)
+            busy[name].append(sum(1 for m in moved if m >= max(1, moved[0] // 4)))
     print(
         json.dumps(
             {
                 name: {
                     "step_s": round(statistics.median(wall[name]), 4),
                     "cpu_s": round(statistics.median(cpu[name]), 4),
+                    "busy_threads": statistics.median(busy[name]),
                 }
                 for name in runners
             }
