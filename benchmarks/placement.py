@@ -14,7 +14,11 @@ logged step to the last step before the final evaluation, over the steps between
 compilation, the calibration and the evaluation are left out). Prints one JSON line per run,
 then one with the median of each command over the rounds, the plain run's ratio to the
 faster of the other two (`plain_vs_best`: ≤ 1.10 is the target), its placement, and the
-wall time of the plain run that calibrated against one that read the cache.
+wall time of the plain run that calibrated against one that read the cache. Runs timed one
+after the other see whatever load the machine has at the time; so the run ends by timing the
+two placements step by step in turn (`--repeats` steps each) in one process with two host
+devices, and reports the plain run's choice against the faster of them there
+(`plain_choice_vs_best_interleaved`).
 
 `--in-process` instead checks what the calibration relies on: that a process with two host
 devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`) runs the one-device step as
@@ -150,26 +154,30 @@ def _in_process_child(depth: int, width: int, repeats: int) -> None:
     )
 
 
+def _child_medians(args, root: Path, env: dict, devices: int) -> dict:
+    """`_in_process_child`'s medians, from a fresh process with `devices` host devices."""
+    child = [
+        sys.executable, __file__, "--child", "--depth", str(args.depth),
+        "--width", str(args.width), "--repeats", str(args.repeats),
+    ]  # fmt: skip
+    flags = f"--xla_force_host_platform_device_count={devices}" if devices > 1 else ""
+    done = subprocess.run(child, env={**env, "XLA_FLAGS": flags}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def in_process(args, root: Path) -> None:
     """The `--in-process` check (see the module docstring)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
-    kinds = {"plain process": "", "two-device process": "--xla_force_host_platform_device_count=2"}
+    kinds = {"plain process": 1, "two-device process": 2}
     started = time.perf_counter()
     for round_ in range(args.rounds):
         for kind in list(kinds)[round_ % 2 :] + list(kinds)[: round_ % 2]:
-            child = [
-                sys.executable, __file__, "--child", "--depth", str(args.depth),
-                "--width", str(args.width), "--repeats", str(args.repeats),
-            ]  # fmt: skip
-            done = subprocess.run(
-                child, env={**env, "XLA_FLAGS": kinds[kind]}, capture_output=True, text=True
-            )
-            if done.returncode != 0:
-                raise SystemExit(done.stderr[-3000:])
-            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            measured = _child_medians(args, root, env, kinds[kind])
             print(json.dumps({"round": round_, "process": kind, **measured, **machine()}))
     print(json.dumps({"benchmark_wall_s": round(time.perf_counter() - started, 1)}))
 
@@ -181,7 +189,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--in-process", action="store_true", help="see the docstring")
-    parser.add_argument("--repeats", type=int, default=12, help="--in-process: steps timed")
+    parser.add_argument("--repeats", type=int, default=20, help="steps timed step by step")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -208,7 +216,12 @@ def main() -> None:
                 result = run_once(name, COMMANDS[name], args, Path(folder), env)
                 results[name].append(result)
                 print(json.dumps({"round": round_, **result}), flush=True)
+        # The same two placements timed step by step in turn in one two-device process (the
+        # alternation that the calibration uses, longer): robust to a change of load.
+        interleaved = _child_medians(args, root, env, 2)
     medians = {name: statistics.median(r["step_s"] for r in runs) for name, runs in results.items()}
+    one, two = (interleaved[k]["step_s"] for k in ("one-device step", "two-device step"))
+    chosen = results["plain"][-1]["placement"]["devices"]
     best = min(medians["devices-1"], medians["devices-2"])
     plain = results["plain"]
     print(
@@ -221,6 +234,10 @@ def main() -> None:
                 "devices_2_vs_1": round(medians["devices-2"] / medians["devices-1"], 3),
                 "plain_vs_best": round(medians["plain"] / best, 3),
                 "plain_placement": plain[-1]["placement"],
+                "interleaved_step_s": {"1": one, "2": two},
+                "plain_choice_vs_best_interleaved": round(
+                    (one if chosen == 1 else two) / min(one, two), 3
+                ),
                 "calibrating_run_wall_s": plain[0]["process_wall_s"],
                 "cached_run_wall_s": plain[-1]["process_wall_s"],
                 "benchmark_wall_s": round(time.perf_counter() - started, 1),
