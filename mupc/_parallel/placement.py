@@ -8,9 +8,10 @@ two devices were 1.3–1.6× faster at H = 128, on a 2-core AMD EPYC 0.80–1.06
 So the choice is measured (`docs/tutorials/parallel.md`, "Every core by default"):
 
 1. `time_interleaved` times a few compiled steps of each placement in turn, after one
-   untimed step each (the compilation); a process with K host devices runs the one-device step
-   as fast as a plain process (measured on the same page), so both placements are timed in
-   the run's own process and the winner's compilation is reused by the run.
+   untimed step each (the compilation), and keeps each placement's fastest step. A process
+   with K host devices runs the one-device step as fast as a plain process (measured on the
+   same page), so both placements are timed in the run's own process and the winner's
+   compilation is reused by the run.
 2. `choose_devices` takes the fewest devices unless more are faster by more than `MARGIN`.
 3. `PlacementCache` keeps the result per machine (`machine_fingerprint`) and network
    (`cache_key`) in a small JSON file, so the next run of the same shape pays nothing.
@@ -23,7 +24,6 @@ import enum
 import hashlib
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -57,8 +57,8 @@ class Placement:
 
     - `devices`: K, the number of devices the steps run on.
     - `chosen_by`: a `ChosenBy`.
-    - `seconds_per_step`: the median seconds per step measured for each candidate K
-      (calibration or cache), else None.
+    - `seconds_per_step`: the seconds per step measured for each candidate K (its fastest
+      calibration step; from the calibration or the cache), else None.
     - `reason`: for `ChosenBy.DEFAULT`, why nothing was measured.
     """
 
@@ -98,7 +98,7 @@ def choose_devices(seconds_per_step: Mapping[int, float], margin: float = MARGIN
 
     **Arguments:**
 
-    - `seconds_per_step`: {K: median seconds per step on K devices}, at least one entry.
+    - `seconds_per_step`: {K: seconds per step on K devices}, at least one entry.
     - `margin`: the fraction by which more devices must be faster (default `MARGIN`).
 
     **Returns:** the chosen K.
@@ -132,13 +132,16 @@ def time_interleaved(
     max_rounds: int = 15,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[int, float]:
-    """Median seconds of one step of each placement, the placements taking turns.
+    """The fastest step of each placement, in seconds, the placements taking turns.
 
     Each `steps[K]()` runs one step on K devices and waits for it. Every placement first
     takes one untimed step (its compilation), then the placements alternate step by step,
     so that a change of load on a shared machine falls on all of them alike: at least
     `rounds` rounds, more while the timed steps so far took less than `budget_seconds`, at
-    most `max_rounds`.
+    most `max_rounds`. The fastest step, not the median, stands for a placement: other work
+    on a shared machine only ever adds time to a step, and it came and went by factors of 2
+    within seconds on the 2-core development machine, more than the difference between the
+    placements; the least disturbed step is the closest to what the placement itself costs.
 
     **Arguments:**
 
@@ -146,7 +149,7 @@ def time_interleaved(
     - `rounds`, `budget_seconds`, `max_rounds`: how long to measure (see above).
     - `clock`: the timer (seconds).
 
-    **Returns:** {K: median seconds per step}.
+    **Returns:** {K: the fastest step's seconds}.
     """
     for step in steps.values():
         step()  # compile (and the first step)
@@ -161,7 +164,7 @@ def time_interleaved(
             elapsed = clock() - started
             times[count].append(elapsed)
             spent += elapsed
-    return {count: statistics.median(values) for count, values in times.items()}
+    return {count: min(values) for count, values in times.items()}
 
 
 def usable_cores() -> int:
