@@ -50,7 +50,7 @@ def test_timing_takes_one_untimed_step_each_then_alternates_and_keeps_the_fastes
         return run
 
     fastest = pl.time_interleaved(
-        {1: step(1), 2: step(2)}, rounds=3, budget_seconds=0.0, clock=lambda: now[0]
+        {1: step(1), 2: step(2)}, warmup=1, rounds=3, budget_seconds=0.0, clock=lambda: now[0]
     )
     assert calls == [1, 2, 1, 2, 1, 2, 1, 2]
     assert fastest == {1: 1.0, 2: 4.0}
@@ -66,7 +66,7 @@ def test_timing_goes_on_while_under_budget_up_to_the_most_rounds():
         max_rounds=4,
         clock=lambda: float(next(clock)),
     )
-    assert len(counted) == 1 + 4 and fastest == {1: 1.0}
+    assert len(counted) == 2 + 4 and fastest == {1: 1.0}  # two untimed steps by default
 
 
 # ----------------------------------------------------------------------------- the cache

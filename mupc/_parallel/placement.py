@@ -7,8 +7,8 @@ core inside its matrix products) depends on the machine and the network: on a 2-
 two devices were 1.3–1.6× faster at H = 128, on a 2-core AMD EPYC 0.80–1.06× as fast.
 So the choice is measured (`docs/tutorials/parallel.md`, "Every core by default"):
 
-1. `time_interleaved` times a few compiled steps of each placement in turn, after one
-   untimed step each (the compilation), and keeps each placement's fastest step. A process
+1. `time_interleaved` times a few compiled steps of each placement in turn, after two
+   untimed steps each (the first compiles), and keeps each placement's fastest step. A process
    with K host devices runs the one-device step as fast as a plain process (measured on the
    same page), so both placements are timed in the run's own process and the winner's
    compilation is reused by the run.
@@ -127,15 +127,17 @@ def choose_devices(seconds_per_step: Mapping[int, float], margin: float = MARGIN
 def time_interleaved(
     steps: Mapping[int, Callable[[], Any]],
     *,
-    rounds: int = 3,
-    budget_seconds: float = 3.0,
+    warmup: int = 2,
+    rounds: int = 5,
+    budget_seconds: float = 5.0,
     max_rounds: int = 15,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[int, float]:
     """The fastest step of each placement, in seconds, the placements taking turns.
 
     Each `steps[K]()` runs one step on K devices and waits for it. Every placement first
-    takes one untimed step (its compilation), then the placements alternate step by step,
+    takes `warmup` untimed steps (the first compiles; the second was often still slower than
+    later ones on the development machine), then the placements alternate step by step,
     so that a change of load on a shared machine falls on all of them alike: at least
     `rounds` rounds, more while the timed steps so far took less than `budget_seconds`, at
     most `max_rounds`. The fastest step, not the median, stands for a placement: other work
@@ -146,13 +148,14 @@ def time_interleaved(
     **Arguments:**
 
     - `steps`: {K: a function running one step on K devices and blocking until it is done}.
-    - `rounds`, `budget_seconds`, `max_rounds`: how long to measure (see above).
+    - `warmup`, `rounds`, `budget_seconds`, `max_rounds`: how long to measure (see above).
     - `clock`: the timer (seconds).
 
     **Returns:** {K: the fastest step's seconds}.
     """
     for step in steps.values():
-        step()  # compile (and the first step)
+        for _ in range(warmup):
+            step()  # the first compiles
     times: dict[int, list[float]] = {count: [] for count in steps}
     spent = 0.0
     for done in range(max_rounds):
