@@ -38,21 +38,26 @@ def test_the_chooser_refuses_bad_timings_naming_them(timings, named):
         pl.choose_devices(timings)
 
 
-def test_timing_takes_one_untimed_step_each_then_alternates_and_keeps_the_fastest():
+def test_timing_warms_up_then_alternates_bursts_and_keeps_the_fastest_per_step():
     calls, now = [], [0.0]
-    costs = {1: [0.5, 1.0, 3.0, 2.0], 2: [0.1, 5.0, 4.0, 6.0]}  # first: the compilation
+    costs = {1: [0.5, 3.0, 9.0, 6.0], 2: [0.1, 15.0, 12.0, 18.0]}  # first: the compilation
 
     def step(count):
-        def run():
-            calls.append(count)
+        def run(n):
+            calls.append((count, n))
             now[0] += costs[count].pop(0)
 
         return run
 
     fastest = pl.time_interleaved(
-        {1: step(1), 2: step(2)}, warmup=1, rounds=3, budget_seconds=0.0, clock=lambda: now[0]
+        {1: step(1), 2: step(2)},
+        warmup=1,
+        burst=3,
+        rounds=3,
+        budget_seconds=0.0,
+        clock=lambda: now[0],
     )
-    assert calls == [1, 2, 1, 2, 1, 2, 1, 2]
+    assert calls == [(1, 1), (2, 1)] + [(1, 3), (2, 3)] * 3
     assert fastest == {1: 1.0, 2: 4.0}
 
 
@@ -60,13 +65,14 @@ def test_timing_goes_on_while_under_budget_up_to_the_most_rounds():
     counted = []
     clock = iter(range(1000))
     fastest = pl.time_interleaved(
-        {1: lambda: counted.append(1)},
+        {1: lambda n: counted.append(n)},
+        burst=2,
         rounds=2,
         budget_seconds=5.0,
         max_rounds=4,
         clock=lambda: float(next(clock)),
     )
-    assert len(counted) == 2 + 4 and fastest == {1: 1.0}  # two untimed steps by default
+    assert counted == [1, 1, 2, 2, 2, 2] and fastest == {1: 0.5}  # two warm-up steps
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -154,7 +160,9 @@ def _never(count):
 def test_auto_calibrates_once_then_reads_the_cache(two_cpu_devices, tmp_path):
     config, lines = RunConfig(devices="auto"), []
     signature = auto.network_signature(config, (64,), 10)
-    first = auto.resolve_placement(config, lambda k: lambda: None, signature, 100, log=lines.append)
+    first = auto.resolve_placement(
+        config, lambda k: lambda n: None, signature, 100, log=lines.append
+    )
     assert first == pl.Placement(2, pl.ChosenBy.CALIBRATION, {1: 0.30, 2: 0.20})
     assert two_cpu_devices == [[1, 2]] and "timing a few steps on 1 and 2 devices" in lines[0]
     second = auto.resolve_placement(config, _never, signature, 100)
@@ -173,7 +181,7 @@ def test_a_corrupt_cache_is_said_and_measured_again(two_cpu_devices, tmp_path):
     config = RunConfig(devices="auto")
     signature = auto.network_signature(config, (64,), 10)
     chosen = auto.resolve_placement(
-        config, lambda k: lambda: None, signature, 100, log=lines.append
+        config, lambda k: lambda n: None, signature, 100, log=lines.append
     )
     assert chosen.chosen_by is pl.ChosenBy.CALIBRATION
     assert lines[0].startswith("placement cache: ") and "not valid JSON" in lines[0]
@@ -189,7 +197,7 @@ def test_a_given_number_a_batch_that_does_not_split_and_no_cache_measure_nothing
     odd = auto.resolve_placement(RunConfig(devices="auto", batch_size=5), _never, signature, 100)
     assert odd.devices == 1 and "batch 5 does not split over 2 devices" in odd.reason
     monkeypatch.setenv(pl.CACHE_ENV, "off")
-    auto.resolve_placement(RunConfig(devices="auto"), lambda k: lambda: None, signature, 100)
+    auto.resolve_placement(RunConfig(devices="auto"), lambda k: lambda n: None, signature, 100)
     assert two_cpu_devices == [[1, 2]] and not (tmp_path / "placement.json").exists()
 
 

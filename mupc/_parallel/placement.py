@@ -7,8 +7,9 @@ core inside its matrix products) depends on the machine and the network: on a 2-
 two devices were 1.3–1.6× faster at H = 128, on a 2-core AMD EPYC 0.80–1.06× as fast.
 So the choice is measured (`docs/tutorials/parallel.md`, "Every core by default"):
 
-1. `time_interleaved` times a few compiled steps of each placement in turn, after two
-   untimed steps each (the first compiles), and keeps each placement's fastest step. A process
+1. `time_interleaved` times a few compiled steps of each placement in turn (bursts of
+   chained steps, as the training loop runs them), after two untimed steps each (the first
+   compiles), and keeps each placement's fastest burst. A process
    with K host devices runs the one-device step as fast as a plain process (measured on the
    same page), so both placements are timed in the run's own process and the winner's
    compilation is reused by the run.
@@ -125,37 +126,42 @@ def choose_devices(seconds_per_step: Mapping[int, float], margin: float = MARGIN
 
 
 def time_interleaved(
-    steps: Mapping[int, Callable[[], Any]],
+    steps: Mapping[int, Callable[[int], Any]],
     *,
     warmup: int = 2,
-    rounds: int = 5,
+    burst: int = 3,
+    rounds: int = 3,
     budget_seconds: float = 5.0,
-    max_rounds: int = 15,
+    max_rounds: int = 10,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[int, float]:
-    """The fastest step of each placement, in seconds, the placements taking turns.
+    """Seconds per step of each placement, the placements taking turns.
 
-    Each `steps[K]()` runs one step on K devices and waits for it. Every placement first
-    takes `warmup` untimed steps (the first compiles; the second was often still slower than
-    later ones on the development machine), then the placements alternate step by step,
-    so that a change of load on a shared machine falls on all of them alike: at least
-    `rounds` rounds, more while the timed steps so far took less than `budget_seconds`, at
-    most `max_rounds`. The fastest step, not the median, stands for a placement: other work
-    on a shared machine only ever adds time to a step, and it came and went by factors of 2
-    within seconds on the 2-core development machine, more than the difference between the
-    placements; the least disturbed step is the closest to what the placement itself costs.
+    Each `steps[K](n)` runs n consecutive steps on K devices, each on the state the last one
+    returned, without waiting in between (as the training loop does: the host prepares and
+    sends the next step while the devices compute), and waits for the last. Every placement
+    first takes `warmup` untimed single steps (the first compiles; the second was often still
+    slower than later ones on the development machine), then the placements alternate in
+    bursts of `burst` steps, so that a change of load on a shared machine falls on all of
+    them alike: at least `rounds` rounds, more while the timed steps so far took less than
+    `budget_seconds`, at most `max_rounds`. The fastest burst, not the median, stands for a
+    placement: other work on a shared machine only ever adds time, and it came and went by
+    factors of 2 within seconds on the 2-core development machine, more than the difference
+    between the placements; the least disturbed burst is the closest to what the placement
+    itself costs.
 
     **Arguments:**
 
-    - `steps`: {K: a function running one step on K devices and blocking until it is done}.
-    - `warmup`, `rounds`, `budget_seconds`, `max_rounds`: how long to measure (see above).
+    - `steps`: {K: a function running n chained steps on K devices and blocking until the
+      last is done}.
+    - `warmup`, `burst`, `rounds`, `budget_seconds`, `max_rounds`: how long to measure.
     - `clock`: the timer (seconds).
 
-    **Returns:** {K: the fastest step's seconds}.
+    **Returns:** {K: seconds per step of the fastest burst}.
     """
     for step in steps.values():
         for _ in range(warmup):
-            step()  # the first compiles
+            step(1)  # the first compiles
     times: dict[int, list[float]] = {count: [] for count in steps}
     spent = 0.0
     for done in range(max_rounds):
@@ -163,9 +169,9 @@ def time_interleaved(
             break
         for count, step in steps.items():
             started = clock()
-            step()
+            step(burst)
             elapsed = clock() - started
-            times[count].append(elapsed)
+            times[count].append(elapsed / burst)
             spent += elapsed
     return {count: min(values) for count, values in times.items()}
 

@@ -64,7 +64,7 @@ def _no_choice(config: RunConfig) -> Placement | None:
 
 def resolve_placement(
     config: RunConfig,
-    steppers: Callable[[int], Callable[[], Any]],
+    steppers: Callable[[int], Callable[[int], Any]],
     signature: dict[str, Any],
     total_steps: int,
     *,
@@ -85,8 +85,8 @@ def resolve_placement(
     **Arguments:**
 
     - `config`: the run's configuration.
-    - `steppers`: `steppers(K)` returns a function that runs one training step of the run's
-      first batch on K devices and waits for it (it must not change the run's state).
+    - `steppers`: `steppers(K)` returns a function `run(n)` that takes n chained training
+      steps on K devices and waits for the last (it must not change the run's state).
     - `signature`: the network's description (`network_signature`), the cache key's half.
     - `total_steps`: the run's length in steps.
     - `log`: where the one-line progress messages go.

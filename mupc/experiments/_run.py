@@ -157,8 +157,9 @@ def _say(line: str) -> None:
 
 
 def _calibration_steps(config: RunConfig, data, trainer, state, per_epoch: int):
-    """`steps(K)`: a function running one training step of the run's next batch on K devices
-    (discarding the new state), for `resolve_placement`."""
+    """`steps(K)`: a function `run(n)` that takes n chained training steps on the run's next
+    batch on K devices from the run's state, waits for the last and discards the result (the
+    run's own state is not changed), for `resolve_placement`."""
 
     def steps(count: int):
         import jax
@@ -168,9 +169,12 @@ def _calibration_steps(config: RunConfig, data, trainer, state, per_epoch: int):
         start = int(state.step)
         _, inputs, targets = next(_batch_stream(config, data, start, start + 1, per_epoch))
 
-        def step():
-            jax.block_until_ready(stepper.step(placed, inputs[rows], targets[rows]))
+        def run(n: int) -> None:
+            current = placed
+            for _ in range(n):
+                current, metrics = stepper.step(current, inputs[rows], targets[rows])
+            jax.block_until_ready((current, metrics))
 
-        return step
+        return run
 
     return steps
