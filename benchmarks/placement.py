@@ -16,7 +16,7 @@ then one with the median of each command over the rounds, the plain run's ratio 
 faster of the other two (`plain_vs_best`: ≤ 1.10 is the target), its placement, and the
 wall time of the plain run that calibrated against one that read the cache. Runs timed one
 after the other see whatever load the machine has at the time; so the run ends by timing the
-two placements step by step in turn (`--repeats` steps each) in one process with two host
+two placements in turn (`--repeats` steps each, in bursts of 3) in one process with two host
 devices, and reports the plain run's choice against the faster of them there
 (`plain_choice_vs_best_interleaved`).
 
@@ -24,10 +24,11 @@ devices, and reports the plain run's choice against the faster of them there
 devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`) runs the one-device step as
 fast as a plain process. Each round starts one plain process and one two-device process (in a
 rotated order), each timing `--repeats` steps of the one-device μPC step (the second also of
-the two-device data-parallel step, alternating); it prints the median wall and CPU seconds
-per step of each, and `busy_threads`, the median number of threads that did at least a quarter
-of the busiest thread's work in a step (from `/proc/self/task`; a count that the load of a
-shared machine does not change, unlike the wall time).
+the two-device data-parallel step, alternating in bursts of 3 chained steps, as the training
+loop runs them); it prints the median wall and CPU seconds per step of each, and
+`busy_threads`, the median number of threads that did at least a quarter of the busiest
+thread's work in a burst (from `/proc/self/task`; a count that the load of a shared machine
+does not change, unlike the wall time).
 """
 
 import argparse
@@ -43,6 +44,8 @@ from pathlib import Path
 from _machine import machine
 
 COMMANDS = {"plain": [], "devices-1": ["--devices", "1"], "devices-2": ["--devices", "2"]}
+# Steps timed together: chained without waiting in between, as in the training loop.
+BURST = 3
 
 
 def steady_seconds_per_step(metrics: Path, skip: int) -> float:
@@ -127,16 +130,18 @@ def _in_process_child(depth: int, width: int, repeats: int) -> None:
     wall: dict[str, list[float]] = {name: [] for name in runners}
     cpu: dict[str, list[float]] = {name: [] for name in runners}
     busy: dict[str, list[int]] = {name: [] for name in runners}
-    for _ in range(repeats):
+    for _ in range(max(1, repeats // BURST)):
         for name, runner in runners.items():
             started, started_cpu = time.perf_counter(), time.process_time()
             ticks = _thread_ticks()
-            # Wait for the whole new state: with two devices, one device's part of the
-            # metrics can be ready while the other is still computing its half.
-            states[name], metrics = runner.step(states[name], inputs, targets)
+            # BURST chained steps, as the training loop runs them, then wait for the whole
+            # new state: with two devices, one device's part of the metrics can be ready
+            # while the other is still computing its half.
+            for _ in range(BURST):
+                states[name], metrics = runner.step(states[name], inputs, targets)
             jax.block_until_ready((states[name], metrics))
-            wall[name].append(time.perf_counter() - started)
-            cpu[name].append(time.process_time() - started_cpu)
+            wall[name].append((time.perf_counter() - started) / BURST)
+            cpu[name].append((time.process_time() - started_cpu) / BURST)
             after = _thread_ticks()
             moved = sorted((after[t] - ticks.get(t, 0) for t in after), reverse=True)
             busy[name].append(sum(1 for m in moved if m >= max(1, moved[0] // 4)))
