@@ -9,10 +9,10 @@ So the choice is measured (`docs/tutorials/parallel.md`, "Every core by default"
 
 1. `time_interleaved` times a few compiled steps of each placement in turn (bursts of
    chained steps, as the training loop runs them), after two untimed steps each (the first
-   compiles), and keeps each placement's fastest burst. A process
-   with K host devices runs the one-device step as fast as a plain process (measured on the
-   same page), so both placements are timed in the run's own process and the winner's
-   compilation is reused by the run.
+   compiles), and keeps each placement's fastest burst. A process with K host devices runs
+   the one-device step as fast as a plain process (measured on the same page), so both
+   placements are timed in the run's own process and the winner's compilation is reused by
+   the run.
 2. `choose_devices` takes the fewest devices unless more are faster by more than `MARGIN`.
 3. `PlacementCache` keeps the result per machine (`machine_fingerprint`) and network
    (`cache_key`) in a small JSON file, so the next run of the same shape pays nothing.
@@ -59,7 +59,7 @@ class Placement:
     - `devices`: K, the number of devices the steps run on.
     - `chosen_by`: a `ChosenBy`.
     - `seconds_per_step`: the seconds per step measured for each candidate K (its fastest
-      calibration step; from the calibration or the cache), else None.
+      calibration burst; from the calibration or the cache), else None.
     - `reason`: for `ChosenBy.DEFAULT`, why nothing was measured.
     """
 
