@@ -148,14 +148,15 @@ def host_devices(args: argparse.Namespace) -> int:
     in_process_sweep = args.command == "sweep" and getattr(args, "workers", None) == 1
     if args.command != "train" and not in_process_sweep:
         return 1
-    devices = requested_devices(args)
+    devices = getattr(args, "devices", None)
     processes = getattr(args, "num_processes", None) or 1
     if isinstance(devices, int):
         return max(1, devices // processes)
     several = getattr(args, "distributed", False) or getattr(args, "coordinator", None)
-    if devices == "auto" and not several and processes == 1:
-        return usable_cores()
-    return 1
+    if several or processes > 1:
+        return 1
+    devices = devices or requested_devices(args)
+    return devices if isinstance(devices, int) else usable_cores()
 
 
 def console_main() -> int:

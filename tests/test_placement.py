@@ -264,3 +264,12 @@ def test_sweep_workers_with_cores_to_themselves_get_one_host_device_per_core(mon
     monkeypatch.setenv(DEVICES_ENV, "1")
     assert _placed(runs)[0].config.devices == 1
     assert host_devices(_parsed("sweep", "depth", "--workers", "1")) == 1
+
+
+def test_several_processes_use_all_their_devices_whatever_mupc_devices_says(monkeypatch):
+    from mupc._commands.train import _devices
+
+    monkeypatch.setenv(DEVICES_ENV, "3")
+    several = _parsed("train", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "0")
+    assert _devices(several) == jax.device_count() and host_devices(several) == 1
+    assert _devices(_parsed("train")) == 3 and _devices(_parsed("train", "--devices", "2")) == 2

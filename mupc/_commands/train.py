@@ -473,14 +473,14 @@ def _devices(args: argparse.Namespace) -> int | Literal["auto"]:
     """K: `--devices` (or ``$MUPC_DEVICES``), else every device of every process with
     `jax.distributed`, else ``"auto"`` (one device or one per core, measured:
     `mupc.experiments._placement`)."""
-    devices = requested_devices(args)
-    if devices != "auto":
-        return devices
-    if _distributed(args):
+    given = getattr(args, "devices", None)
+    if given is not None and given != "auto":
+        return given
+    if _distributed(args):  # not $MUPC_DEVICES: several processes use all their devices
         import jax
 
         return jax.device_count()
-    return "auto"
+    return "auto" if given == "auto" else requested_devices(args)
 
 
 def _run(args) -> int:
