@@ -250,6 +250,7 @@ def _diagnosed_conv(depth, width, side, classes, seed=0):
     return network, x.reshape(1, side, side, 1), y
 
 
+@pytest.mark.slow  # in `make test-slow`: the suite's 10-minute budget
 def test_cli_hessian_of_a_conv_network_equals_the_naive_dense_hessian(tmp_path):
     from helpers import read_csv
 

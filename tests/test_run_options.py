@@ -136,6 +136,7 @@ def test_epc_transfer_grid_and_report_use_the_error_rate():
     assert "from H = 8 to H = 128 the optimum moved: (0.01, 0.1) -> (0.01, 0.5)" in report
 
 
+@pytest.mark.slow  # in `make test-slow`: the suite's 10-minute budget
 def test_transfer_sweep_on_conv_networks_from_the_command_line(tmp_path):
     out = tmp_path / "sweep"
     argv = [

@@ -138,6 +138,7 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, spec, match):
     assert match in capsys.readouterr().err
 
 
+@pytest.mark.slow  # in `make test-slow`: the suite's 10-minute budget
 def test_diagnose_signal_of_a_trained_checkpoint_and_of_a_conv_network(tmp_path, capsys):
     run = tmp_path / "run"
     train = ["train", "-H", "4", "-N", "16", "--steps", "3", "--quiet", "--out", str(run)]

@@ -27,6 +27,7 @@ def _rows(path):
         return {row["run_id"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow  # in `make test-slow`: the suite's 10-minute budget
 def test_ray_backend_matches_local_and_resumes(tmp_path):
     pytest.importorskip("ray")
     runs = _grid()

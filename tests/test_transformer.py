@@ -249,6 +249,7 @@ def _coordinates(param, heads, blocks, lr=1e-2):
     return float(jnp.mean(record.activity[0, :-1])), float(record.feedforward_update[0, -1])
 
 
+@pytest.mark.slow  # in `make test-slow`: the suite's 10-minute budget
 def test_coordinate_check_across_width_and_depth_passes_under_mupc_and_fails_under_sp():
     """μP's claim, as an assertion: under μPC one Adam step moves the outputs by the same
     amount at every width (heads 2 → 16 at d_head = 8; measured ratio 1.3), under sp by an
@@ -262,6 +263,7 @@ def test_coordinate_check_across_width_and_depth_passes_under_mupc_and_fails_und
     assert sp_wide[1] / sp_narrow[1] > 4.0
 
 
+@pytest.mark.slow  # in `make test-slow`: the suite's 10-minute budget
 def test_diagnostics_run_on_a_transformer():
     """The learning signal (ePC's local gradient against backprop's: every layer aligned) and
     the activity Hessian (against the Hessian of the energy written directly) work on the
