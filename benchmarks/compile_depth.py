@@ -28,9 +28,7 @@ def trainers() -> dict:
     adam = optax.adam(1e-3)
     return {
         "pc": mupc.PCTrainer(optimiser=adam),
-        "epc": mupc.PCTrainer(
-            optimiser=adam, inference=mupc.ErrorInference.gradient_descent(1e-3)
-        ),
+        "epc": mupc.PCTrainer(optimiser=adam, inference=mupc.ErrorInference.gradient_descent(1e-3)),
         "bp": mupc.BPTrainer(optimiser=adam),
     }
 

@@ -29,6 +29,10 @@ def test_the_training_step_is_the_same_program_at_8_and_1024_layers():
         assert _program_lines(trainer, 8) == _program_lines(trainer, 1024)
     # PC (T = H): one loop per block of top layers; H = 8 has 6 distinct blocks, H >= 32 all
     # 9, and past that the program no longer grows.
-    assert (len(_bucket_starts(8)), len(_bucket_starts(128)), len(_bucket_starts(1024))) == (6, 9, 9)
+    assert (len(_bucket_starts(8)), len(_bucket_starts(128)), len(_bucket_starts(1024))) == (
+        6,
+        9,
+        9,
+    )
     pc = mupc.PCTrainer(optimiser=adam)
     assert _program_lines(pc, 128) == _program_lines(pc, 1024) > _program_lines(pc, 8)
