@@ -12,6 +12,13 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # `mupc train` processes started by tests train on one device, as they always did, instead of
 # timing one device against one per core (and writing the user's placement cache).
 os.environ.setdefault("MUPC_DEVICES", "1")
+# The suite compiles hundreds of tiny programs: with LLVM at -O0 it runs about a quarter faster
+# (XLA's own graph optimisations still run; only rounding can differ, within every test's
+# tolerance). Benchmarks and users keep XLA's default. Read when the CPU backend starts.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")

@@ -301,6 +301,30 @@ def test_a_refused_run_leaves_no_empty_output_folder(tmp_path, capsys, monkeypat
     assert not out.exists()
 
 
+def test_a_stop_that_comes_out_as_another_error_still_names_the_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
+    """A SIGTERM that lands inside a library's `except` comes out as another error; `mupc
+    train` still says which checkpoint was kept (it said only "stopped by SIGTERM")."""
+    from mupc.experiments._interrupt import Interrupted
+
+    out = tmp_path / "run"
+    assert _train("--steps", "4", "--checkpoint-every", "2", "--out", str(out)) == 0
+    capsys.readouterr()
+
+    def stop_inside_a_library(*args, **kwargs):
+        try:
+            raise Interrupted(signal.SIGTERM)
+        except KeyboardInterrupt as error:
+            raise RuntimeError("a library turned the stop into this") from error
+
+    monkeypatch.setattr(mupc.experiments, "run_experiment", stop_inside_a_library)
+    assert _train("--steps", "8", "--out", str(out), "--resume") == 128 + signal.SIGTERM
+    _inject()
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("mupc train: stopped by SIGTERM; the checkpoint at step 4 is in "), line
+
+
 # ---------------------------------------------------------- mupc train: signals at any moment
 
 

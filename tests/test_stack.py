@@ -140,7 +140,7 @@ def test_repeating_kinds_are_stacked_by_period_and_each_kind_keeps_its_weights()
         module = jax.tree.map(lambda w, i=layer // 2: w[i], stack.hidden_stacks[layer % 2])
         z = z + stack.structure.branch_multiplier * jax.vmap(module)(z)
         rows.append(z)
-    np.testing.assert_allclose(stack.feedforward(x)[0], jnp.stack(rows), rtol=1e-13)
+    np.testing.assert_allclose(stack.feedforward(x)[0], jnp.stack(rows), rtol=1e-13, atol=1e-15)
     with pytest.raises(ValueError, match="multiple of its period 2"):
         stack.for_layers_above(3)
 

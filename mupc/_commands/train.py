@@ -485,6 +485,7 @@ def _devices(args: argparse.Namespace) -> int | Literal["auto"]:
 
 def _run(args) -> int:
     from ..experiments import describe, run_experiment
+    from ..experiments._interrupt import stop_behind
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the folder of the run to continue.")
@@ -506,6 +507,13 @@ def _run(args) -> int:
         )
     except KeyboardInterrupt as error:
         raise _stopped(error, args.out) from None
+    except Exception as error:
+        # A stop that came out as another error (it landed inside a library's `except`) still
+        # says which checkpoint was kept.
+        stop = stop_behind(error)
+        if stop is None:
+            raise
+        raise _stopped(stop, args.out) from None
     finally:
         if tracker is not None:
             tracker.close()
