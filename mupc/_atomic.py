@@ -18,13 +18,14 @@ old file or the new one, never a torn one.
 """
 
 import contextlib
+import csv
 import errno as errno_codes
 import json
 import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -141,6 +142,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Replace `path` with `text`, atomically."""
     with atomic_open(path) as handle:
         handle.write(text)
+
+
+def write_csv_atomic(
+    path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """Replace `path` with a CSV file: a header of `columns`, then one line per row (a
+    mapping from column to value), atomically."""
+    with atomic_open(path, newline="") as handle:
+        writer = csv.DictWriter(handle, list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

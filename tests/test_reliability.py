@@ -973,3 +973,17 @@ def test_a_stop_swallowed_by_a_gc_callback_is_delivered_again(capsys):
         assert capsys.readouterr().err == ""
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_csv_is_written_whole_or_not_at_all(tmp_path):
+    """`write_csv_atomic` (the results scripts' tables): read back by the csv module equals the
+    rows; a row with a column not in the header leaves the old file as it was."""
+    path = tmp_path / "table.csv"
+    rows = [{"name": "a", "value": 1.5}, {"name": "b, c", "value": None}]
+    _atomic.write_csv_atomic(path, ("name", "value"), rows)
+    assert _rows(path) == [{"name": "a", "value": "1.5"}, {"name": "b, c", "value": ""}]
+    with pytest.raises(ValueError, match="extra"):
+        _atomic.write_csv_atomic(path, ("name",), [{"name": "x", "extra": 1}])
+    _inject()
+    assert _rows(path)[0] == {"name": "a", "value": "1.5"}
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]

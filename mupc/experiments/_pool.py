@@ -50,7 +50,9 @@ def _stop_again(unraisable) -> None:
     default hook."""
     if isinstance(unraisable.exc_value, _Stop):
         signal.signal(signal.SIGTERM, _raise_stop)
-        os.kill(os.getpid(), signal.SIGTERM)
+        # Sent from another thread a moment later: sent from here, the handler would run (and
+        # raise) before this hook returns, inside the hook, where it is lost again.
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return
     sys.__unraisablehook__(unraisable)
 

@@ -1,10 +1,11 @@
 """Gather the `summary.json` of the runs of `run.sh` into one CSV and print the table:
 `python results/equilibrium-fmnist/collect.py RUNS CSV`."""
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from mupc._atomic import write_csv_atomic
 
 COLUMNS = (
     "name",
@@ -26,12 +27,7 @@ def main(runs: Path, out: Path) -> None:
         if summary.get("status") not in ("completed", "diverged"):
             raise SystemExit(f"{runs / name} is unfinished (status {summary.get('status')!r})")
         rows.append({"name": name, **{c: summary.get(c) for c in COLUMNS[1:]}})
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
+    write_csv_atomic(out, COLUMNS, rows)
     print("| configuration | final / best test accuracy (%) | min train loss | wall (s) | status |")
     print("|---|---|---|---|---|")
     for row in rows:

@@ -36,6 +36,7 @@ import numpy as np
 import optax
 
 import mupc
+from mupc._atomic import write_csv_atomic
 from mupc._inference.base import gradient_norms
 from mupc.experiments import RunConfig
 from mupc.experiments._run_data import load_run_data
@@ -141,12 +142,7 @@ def main(runs: Path, out: Path) -> None:
                 f"S mean {eigenvalues.mean():.2f}",
                 flush=True,
             )
-        tmp = out.with_suffix(".tmp")
-        with tmp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(out)
+        write_csv_atomic(out, COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Gather the `summary.json` of every run of `run.sh` into one CSV and print the table with
 ranges over the seeds: `python results/fmnist-h128/collect.py RUNS CSV`."""
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from mupc._atomic import write_csv_atomic
 
 COLUMNS = (
     "name",
@@ -27,12 +28,7 @@ def main(runs: Path, out: Path) -> None:
         name, _, seed = summary_path.parent.name.rpartition("-s")
         rows.append({"name": name, "seed": int(seed), **{c: summary[c] for c in COLUMNS[2:]}})
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
+    write_csv_atomic(out, COLUMNS, rows)
     print("| configuration | test accuracy (%) | wall (s) | seeds |")
     print("|---|---|---|---|")
     for name in dict.fromkeys(row["name"] for row in rows):

@@ -16,10 +16,11 @@ The runs with a time budget (`time-*`, incremental PC against PC) also give thei
 against training seconds, `time-curves.csv` beside CSV (one row per evaluation in
 `metrics.jsonl`)."""
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from mupc._atomic import write_csv_atomic
 
 COLUMNS = (
     "name",
@@ -111,12 +112,7 @@ def write_time_curves(runs: Path, out: Path) -> None:
                              "test_mse": record["test_mse"]})  # fmt: skip
     if not rows:
         return
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
+    write_csv_atomic(out, list(rows[0]), rows)
 
 
 def main(runs: Path, out: Path) -> None:
@@ -173,12 +169,7 @@ def main(runs: Path, out: Path) -> None:
                          "test_mse": f"failed: {error}"})  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     write_time_curves(runs, out.with_name("time-curves.csv"))
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
+    write_csv_atomic(out, COLUMNS, rows)
     for r in rows:
         shown = {k: r.get(k, "") for k in ("name", "test_mse", "test_accuracy", "train_seconds")}
         print("  ".join(f"{k}={v}" for k, v in shown.items()))

@@ -11,12 +11,11 @@ Usage: python results/generative-fmnist/epc_bound.py -H 8 --activity-lr 0.1 --lr
 """
 
 import argparse
-import csv
 
 import jax
 import jax.numpy as jnp
 
-from mupc._atomic import atomic_open
+from mupc._atomic import write_csv_atomic
 from mupc._data import iterate_batches
 from mupc._inference.error import _error_energy
 from mupc.experiments._family import FamilyConfig, initial_state, load_family_data
@@ -78,10 +77,7 @@ def main() -> None:
                          "energy_after": float(metrics.energy_after)})  # fmt: skip
             print(", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()), flush=True)
         step += 1
-    with atomic_open(args.out, "w") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomic(args.out, list(rows[0]), rows)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ Each run folder holds the run's `summary.json`, its `config.json` and one `time-
 per invocation (`/usr/bin/time`: peak resident memory and elapsed seconds of the process; a
 resumed run has several pieces, and its peak is the largest of theirs)."""
 
-import csv
 import json
 import sys
 from pathlib import Path
+
+from mupc._atomic import write_csv_atomic
 
 COLUMNS = (
     "name",
@@ -53,12 +54,7 @@ def main(runs: Path, out: Path) -> None:
     rows = [r for f in sorted(runs.glob("*-s[0-9]*")) if (f / "summary.json").exists()
             for r in [row(f)] if r is not None]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out)
+    write_csv_atomic(out, COLUMNS, rows)
     print("| run | H | N | test accuracy | wall (s) | s/step | peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -2,25 +2,17 @@
 character) at every evaluation (`curves.csv`: method, step, value) and each run's summary
 (`summary.csv`); print the table. `python results/transformer-lm/collect.py RUNS OUT_DIR`."""
 
-import csv
 import json
 import math
 import sys
 from pathlib import Path
 
+from mupc._atomic import write_csv_atomic
+
 # Run folder name -> the method's label in the figures.
 METHODS = {"sp": "PC", "mupc": "μPC", "epc": "μPC + ePC", "bp": "BP"}
 SUMMARY = ("method", "steps", "test_nats_per_char", "perplexity", "test_accuracy", "wall_seconds",
            "seconds_per_step")  # fmt: skip
-
-
-def _write(path: Path, columns, rows) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def main(runs: Path, out: Path) -> None:
@@ -50,8 +42,8 @@ def main(runs: Path, out: Path) -> None:
             "seconds_per_step": summary["seconds_per_step"],
         })  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    _write(out / "curves.csv", ("method", "step", "value"), curves)
-    _write(out / "summary.csv", SUMMARY, summaries)
+    write_csv_atomic(out / "curves.csv", ("method", "step", "value"), curves)
+    write_csv_atomic(out / "summary.csv", SUMMARY, summaries)
     print("| method | test cross-entropy (nats/char) | perplexity | accuracy | wall |")
     print("|---|---|---|---|---|")
     for row in summaries:
